@@ -1,0 +1,1 @@
+"""Scenarios shipped with SpineSim (installed as ``simulator._scenarios``)."""

@@ -1,0 +1,268 @@
+"""The one anatomy model everything downstream reads: labels, attenuation, landmarks, meshes.
+
+An :class:`Anatomy` wraps a procedural phantom (exact point queries) and its labelled voxel
+volume (imaging, meshes). Building the volume is the slow part; it is cached on disk keyed by the
+patient's parameters, the generator version, the voxel size and the region, so the same patient
+loads in a fraction of a second the second time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+
+from simulator.anatomy import landmarks as landmarks_mod
+from simulator.anatomy.meshes import DISPLAY_GROUPS, Mesh, skin_mesh, structure_mesh
+from simulator.anatomy.patient import (GENERATOR_VERSION, PatientParameters, ResolvedPatient,
+                                       generator_fingerprint)
+from simulator.anatomy.phantom import INTERSPACES, LEVELS, LumbarPhantom, VolumeGrid
+from simulator.anatomy.tissues import tissue_table
+from simulator.errors import SpineSimError
+from simulator.paths import cache_dir
+
+#: Default voxel size of the anatomy volume, mm. Thin structures (dura, joint spaces) are exact for
+#: the needle through the phantom's implicit geometry, so the volume only has to serve imaging.
+DEFAULT_VOXEL_MM = 1.0
+
+ALL_LEVELS = LEVELS + ("S1",)
+
+
+@dataclass(frozen=True)
+class BuildInfo:
+    """How an anatomy volume came to be (for benchmarks and the record)."""
+
+    cache_key: str
+    from_cache: bool
+    seconds: float
+
+
+class Anatomy:
+    """A patient's anatomy.
+
+    Parameters
+    ----------
+    phantom : LumbarPhantom
+    grid : VolumeGrid
+    labels : ndarray (uint8, grid.shape)
+    info : BuildInfo
+    """
+
+    def __init__(self, phantom: LumbarPhantom, grid: VolumeGrid, labels: np.ndarray, info: BuildInfo):
+        self.phantom = phantom
+        self.grid = grid
+        self.labels = labels
+        self.info = info
+        self._mu: np.ndarray | None = None
+        self._landmarks: dict[str, np.ndarray] | None = None
+        self._meshes: dict[str, Mesh] | None = None
+
+    # ---------------------------------------------------------------- identity
+    @property
+    def patient(self) -> ResolvedPatient:
+        return self.phantom.patient
+
+    @property
+    def world_from_voxel(self) -> np.ndarray:
+        return self.grid.world_from_voxel
+
+    # ---------------------------------------------------------------- queries
+    def tissue_at(self, points_mm: np.ndarray) -> np.ndarray:
+        """Exact tissue ids at world points (shape ``(..., 3)``)."""
+        return self.phantom.tissue_at(points_mm)
+
+    def mu_volume(self) -> np.ndarray:
+        """Linear attenuation at 60 keV (1/mm) on the voxel grid, lightly smoothed (partial volume
+        at tissue boundaries, as a detector's blur would give)."""
+        if self._mu is None:
+            mu = tissue_table().mu_60kev_per_mm[self.labels]
+            self._mu = ndimage.gaussian_filter(mu, 0.6).astype(np.float32)
+        return self._mu
+
+    @property
+    def landmarks(self) -> dict[str, np.ndarray]:
+        """Named landmarks (world mm); names documented in :mod:`simulator.anatomy.landmarks`."""
+        if self._landmarks is None:
+            self._landmarks = landmarks_mod.compute_landmarks(self.phantom)
+        return self._landmarks
+
+    def landmark(self, name: str) -> np.ndarray:
+        try:
+            return landmarks_mod.lookup(self.landmarks, name)
+        except KeyError:
+            raise SpineSimError(f"unknown landmark '{name}'") from None
+
+    def skin_entry(self, start_mm, direction) -> np.ndarray | None:
+        """First point on the skin along a ray from outside the body (``None`` if it misses)."""
+        d = np.asarray(direction, float)
+        d = d / np.linalg.norm(d)
+        t = np.arange(0.0, 400.0, 0.25)
+        labels = self.tissue_at(np.asarray(start_mm, float) + t[:, None] * d)
+        hits = np.nonzero(labels != tissue_table().id("air"))[0]
+        return None if hits.size == 0 else np.asarray(start_mm, float) + t[hits[0]] * d
+
+    def skin_point_behind(self, point_mm) -> np.ndarray:
+        """The skin point straight behind (posterior to) ``point_mm``: where a needle aimed
+        straight forward at the point enters."""
+        p = np.asarray(point_mm, float)
+        hit = self.skin_entry(p - np.array([0.0, 300.0, 0.0]), [0.0, 1.0, 0.0])
+        if hit is None:
+            raise SpineSimError("no skin behind that point")
+        return hit
+
+    def interspace_at(self, point_mm) -> str:
+        """The interspace (``"L4-L5"``) whose interlaminar level is nearest ``point_mm`` along the
+        spine."""
+        p = np.asarray(point_mm, float)
+        best, best_d = INTERSPACES[0], np.inf
+        for name in INTERSPACES:
+            upper = self.phantom.by_level[name.split("-")[0]]
+            axis = upper.axis([0.0, 0.0, 1.0])
+            d = abs(float((p - self.landmarks[f"{name}.interlaminar_center"]) @ axis))
+            if d < best_d:
+                best, best_d = name, d
+        return best
+
+    def structure_names(self) -> list[str]:
+        return [s.name for s in self.phantom.structures]
+
+    def structure_at(self, point_mm) -> str | None:
+        """Name of the innermost (last painted) structure containing ``point_mm``, if any."""
+        p = np.asarray(point_mm, float).reshape(1, 3)
+        for s in reversed(self.phantom.structures):
+            if np.all((p >= s.bbox_mm[0]) & (p <= s.bbox_mm[1])) and s.field(p)[0] < 0:
+                return s.name
+        return None
+
+    # ---------------------------------------------------------------- meshes
+    def meshes(self) -> dict[str, Mesh]:
+        """Surface meshes of the displayed structures and the skin (built once, cached on disk)."""
+        if self._meshes is None:
+            path = _cache_folder(self.info.cache_key) / "meshes.npz"
+            self._meshes = _load_meshes(path) if path.exists() else {}
+            if not self._meshes:  # missing or unreadable: rebuild
+                self._meshes = self._build_meshes()
+                _save_meshes(path, self._meshes)
+        return self._meshes
+
+    def _build_meshes(self) -> dict[str, Mesh]:
+        clip = np.stack([self.grid.lo_mm, self.grid.hi_mm])
+        out = {}
+        for s in self.phantom.structures:
+            if s.group not in DISPLAY_GROUPS or s.name == "epidural_space":
+                continue
+            m = structure_mesh(self.phantom, s.name, voxel_mm=0.8 if s.group == "bone" else 1.0, clip=clip)
+            if m is not None:
+                out[s.name] = m
+        skin = skin_mesh(self.phantom, clip, voxel_mm=2.0)
+        if skin is not None:
+            out["skin"] = skin
+        return out
+
+
+# ---------------------------------------------------------------------------- building and cache
+def region_bounds(phantom: LumbarPhantom, levels: tuple[str, str] | None) -> np.ndarray:
+    """World box of the body between two levels (inclusive), or of the whole phantom."""
+    body = phantom.bounds_mm()
+    if levels is None:
+        return body
+    top, bottom = levels
+    for lv in levels:
+        if lv not in ALL_LEVELS:
+            raise SpineSimError(f"unknown level '{lv}' (expected one of {', '.join(ALL_LEVELS)})")
+    i, j = ALL_LEVELS.index(top), ALL_LEVELS.index(bottom)
+    if i > j:
+        top, bottom = bottom, top
+    seg_top = phantom.by_level[top]
+    seg_bottom = phantom.by_level[bottom]
+    z_hi = seg_top.to_world([0.0, 0.0, 0.5 * seg_top.height_mid_mm])[2] + 25.0
+    z_lo = seg_bottom.to_world([0.0, 0.0, -0.5 * seg_bottom.height_mid_mm])[2] - 25.0
+    if bottom == "S1":
+        z_lo -= 40.0  # keep the sacrum to S2 with the S1 foramina
+    lo = body[0].copy()
+    hi = body[1].copy()
+    lo[2] = max(lo[2], z_lo)
+    hi[2] = min(hi[2], z_hi)
+    return np.stack([lo, hi])
+
+
+def cache_key(patient: ResolvedPatient, voxel_mm: float, levels) -> str:
+    payload = json.dumps({"patient": patient.as_dict(), "voxel_mm": voxel_mm, "levels": levels,
+                          "generator": GENERATOR_VERSION, "code": generator_fingerprint()}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:24]
+
+
+def _cache_folder(key: str) -> Path:
+    path = cache_dir() / "anatomy" / key
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def build_anatomy(parameters: PatientParameters | ResolvedPatient, voxel_mm: float = DEFAULT_VOXEL_MM,
+                  levels: tuple[str, str] | None = None, use_cache: bool = True) -> Anatomy:
+    """Build (or load from the cache) a patient's anatomy.
+
+    Parameters
+    ----------
+    parameters : PatientParameters or ResolvedPatient
+    voxel_mm : float
+        Voxel size of the label volume.
+    levels : (str, str) or None
+        Build only the body between two levels (e.g. ``("L3", "S1")``); ``None`` for all.
+    use_cache : bool
+        Read and write the on-disk cache.
+    """
+    patient = parameters.resolved() if isinstance(parameters, PatientParameters) else parameters
+    if not (0.3 <= voxel_mm <= 4.0):
+        raise SpineSimError(f"voxel size {voxel_mm} mm is outside 0.3-4 mm")
+    t0 = time.perf_counter()
+    phantom = LumbarPhantom(patient)
+    bounds = region_bounds(phantom, levels)
+    grid = VolumeGrid.covering(bounds[0], bounds[1], voxel_mm)
+    key = cache_key(patient, voxel_mm, list(levels) if levels else None)
+    path = _cache_folder(key) / "labels.npy" if use_cache else None
+    labels = None
+    if path is not None and path.exists():
+        try:
+            labels = np.load(path, allow_pickle=False)
+            if labels.shape != grid.shape or labels.dtype != np.uint8:
+                labels = None
+        except (OSError, ValueError):
+            labels = None  # a corrupt cache entry is rebuilt, never trusted
+    from_cache = labels is not None
+    if labels is None:
+        labels = phantom.label_volume(grid)
+        if path is not None:
+            tmp = path.with_suffix(".tmp.npy")
+            np.save(tmp, labels)
+            tmp.replace(path)
+    info = BuildInfo(cache_key=key, from_cache=from_cache, seconds=time.perf_counter() - t0)
+    return Anatomy(phantom, grid, labels, info)
+
+
+def _save_meshes(path: Path, meshes: dict[str, Mesh]) -> None:
+    arrays = {}
+    for name, m in meshes.items():
+        arrays[f"{name}|v"] = m.vertices_mm
+        arrays[f"{name}|f"] = m.faces
+        arrays[f"{name}|g"] = np.array(m.group)
+    tmp = path.with_name(path.stem + ".tmp.npz")
+    np.savez(tmp, **arrays)
+    tmp.replace(path)
+
+
+def _load_meshes(path: Path) -> dict[str, Mesh]:
+    out = {}
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            names = {k.split("|")[0] for k in data.files}
+            for name in names:
+                out[name] = Mesh(data[f"{name}|v"], data[f"{name}|f"], str(data[f"{name}|g"]))
+    except (OSError, ValueError, KeyError):
+        return {}
+    return out

@@ -1,0 +1,134 @@
+"""Named anatomical landmarks of the phantom, in world millimetres.
+
+Names are stable and documented (README, "Landmarks"):
+
+Per vertebra ``V`` in L1..L5:
+    ``V.body_center``, ``V.superior_endplate_center``, ``V.inferior_endplate_center``,
+    ``V.spinous_tip``, ``V.pedicle_left_center``, ``V.pedicle_right_center``,
+    ``V.transverse_tip_left``, ``V.transverse_tip_right``, ``V.lamina_left``, ``V.lamina_right``.
+Per interspace ``U-L`` in L1-L2 .. L5-S1:
+    ``U-L.interlaminar_center`` (the centre of the interlaminar window, in the ligamentum flavum,
+    midline), ``U-L.epidural_target`` (midline posterior epidural fat behind the dura, at the
+    window), ``U-L.disc_center``, ``U-L.facet_left_center``, ``U-L.facet_right_center``,
+    ``U-L.foramen_left_center``, ``U-L.foramen_right_center``.
+Sacrum and pelvis:
+    ``S1.superior_endplate_center``, ``S1.foramen_left``, ``S1.foramen_right`` (dorsal S1 foramina),
+    ``sacrum.hiatus_apex``, ``sacrum.cornu_left``, ``sacrum.cornu_right``, ``coccyx.tip``,
+    ``iliac_crest_left_top``, ``iliac_crest_right_top``, ``psis_left``, ``psis_right``,
+    ``dural_sac.end``, ``conus.tip``.
+
+British spellings (``..._centre``) are accepted on lookup.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from simulator.anatomy.phantom import INTERSPACES, LumbarPhantom
+from simulator.anatomy.tissues import tid
+
+
+def _first_along(phantom: LumbarPhantom, start: np.ndarray, direction: np.ndarray, tissue: int,
+                 max_mm: float, step_mm: float = 0.1) -> float | None:
+    t = np.arange(0.0, max_mm, step_mm)
+    labels = phantom.tissue_at(start + t[:, None] * direction)
+    hits = np.nonzero(labels == tissue)[0]
+    return float(t[hits[0]]) if hits.size else None
+
+
+def epidural_target(phantom: LumbarPhantom, interspace: str) -> np.ndarray:
+    """Midpoint of the posterior epidural fat in the midline at an interspace.
+
+    Found by walking forward from the interlaminar centre through the ligamentum flavum into the
+    epidural fat and up to the dura, so it follows the patient's own anatomy.
+    """
+    upper, _ = interspace.split("-")
+    seg = phantom.by_level[upper]
+    start = interlaminar_centre(phantom, interspace)
+    forward = seg.axis([0.0, 1.0, 0.0])
+    begin = _first_along(phantom, start, forward, tid("epidural_fat"), 25.0)
+    if begin is None:
+        return start
+    dura = _first_along(phantom, start + forward * begin, forward, tid("dura"), 15.0)
+    depth = 2.0 if dura is None else 0.5 * dura
+    return start + forward * (begin + depth)
+
+
+def interlaminar_centre(phantom: LumbarPhantom, interspace: str) -> np.ndarray:
+    """Midline centre of the interlaminar window, inside the ligamentum flavum."""
+    upper, lower = interspace.split("-")
+    u = phantom.by_level[upper]
+    top = u.to_world([0.0, u.canal_back_y - 1.0, u.lamina_bottom_z + 6.0])
+    if lower == "S1":
+        shape = phantom.sacrum_shape
+        s = 11.0 * shape.scale
+        bottom = phantom.sacral_frame.to_world(0.0, s, shape.canal_centre_ap(s) - shape.canal_half_depth(s))
+    else:
+        lw = phantom.by_level[lower]
+        bottom = lw.to_world([0.0, lw.canal_back_y, lw.lamina_top_z])
+    thickness = {d.level: d.ligamentum_flavum_thickness_mm for d in phantom.morphometry.discs}[interspace]
+    mid = 0.5 * (top + bottom)
+    return mid - u.axis([0.0, 1.0, 0.0]) * (0.5 * thickness)
+
+
+def compute_landmarks(phantom: LumbarPhantom) -> dict[str, np.ndarray]:
+    """All named landmarks of ``phantom``."""
+    out: dict[str, np.ndarray] = {}
+    for seg in phantom.segments:
+        n = seg.name
+        d = seg.dims
+        out[f"{n}.body_center"] = seg.to_world([0.0, 0.0, 0.0])
+        out[f"{n}.superior_endplate_center"] = seg.to_world([0.0, 0.0, 0.5 * seg.height_mid_mm])
+        out[f"{n}.inferior_endplate_center"] = seg.to_world([0.0, 0.0, -0.5 * seg.height_mid_mm])
+        out[f"{n}.spinous_tip"] = seg.to_world(seg.spinous_tip_local())
+        for side, name in ((1, "right"), (-1, "left")):
+            out[f"{n}.pedicle_{name}_center"] = seg.to_world(seg.pedicle_centre_local(side))
+            out[f"{n}.transverse_tip_{name}"] = seg.to_world(
+                [side * 0.5 * d.transverse_span_mm, -seg.half_depth - 5.0, seg.pedicle_z - 2.0])
+            out[f"{n}.lamina_{name}"] = seg.to_world(
+                [side * (0.25 * d.canal_width_mm + 1.0), seg.canal_back_y - 0.5 * d.lamina_thickness_mm,
+                 0.5 * (seg.lamina_top_z + seg.lamina_bottom_z)])
+    for interspace in INTERSPACES:
+        upper, lower = interspace.split("-")
+        u = phantom.by_level[upper]
+        lw = phantom.by_level[lower]
+        out[f"{interspace}.interlaminar_center"] = interlaminar_centre(phantom, interspace)
+        out[f"{interspace}.epidural_target"] = epidural_target(phantom, interspace)
+        out[f"{interspace}.disc_center"] = 0.5 * (u.to_world([0.0, 0.0, -0.5 * u.height_mid_mm])
+                                                  + lw.to_world([0.0, 0.0, 0.5 * lw.height_mid_mm]))
+        for joint in phantom.joints[interspace]:
+            side = "right" if joint.centre[0] > 0 else "left"
+            out[f"{interspace}.facet_{side}_center"] = joint.centre
+        for side, name in ((1, "right"), (-1, "left")):
+            below_pedicle = u.pedicle_z - 0.5 * u.dims.pedicle_height_mm - 6.0
+            out[f"{interspace}.foramen_{name}_center"] = u.to_world(
+                [side * (0.5 * u.dims.canal_width_mm + 0.5 * u.dims.pedicle_width_mm),
+                 -u.half_depth - 2.0, below_pedicle])
+    shape = phantom.sacrum_shape
+    frame = phantom.sacral_frame
+    k = shape.scale
+    out["S1.superior_endplate_center"] = frame.to_world(0.0, 0.0, 0.0)
+    for side, name in ((1, "right"), (-1, "left")):
+        out[f"S1.foramen_{name}"] = frame.to_world(side * 22.0 * k, 27.0 * k, shape.dorsal_surface_ap(27.0 * k))
+        out[f"sacrum.cornu_{name}"] = frame.to_world(side * 6.5 * k, shape.hiatus_apex_s_mm + 11.0 * k,
+                                                     shape.dorsal_surface_ap(shape.hiatus_apex_s_mm + 11.0 * k))
+        ilium = phantom.ilia[name]
+        out[f"iliac_crest_{name}_top"] = ilium.crest_top()
+        out[f"psis_{name}"] = frame.to_world(side * (shape.lateral_half_width(20.0 * k) - 2.0), 20.0 * k,
+                                             shape.dorsal_surface_ap(20.0 * k) - 10.0 * k)
+    apex = shape.hiatus_apex_s_mm
+    out["sacrum.hiatus_apex"] = frame.to_world(0.0, apex, shape.canal_centre_ap(apex) - shape.canal_half_depth(apex))
+    out["coccyx.tip"] = frame.to_world(0.0, 132.0 * k, -2.0 * k)
+    out["dural_sac.end"] = phantom.canal.sac_centre[-1]
+    out["conus.tip"] = phantom.structure("spinal_cord").field.centre[-1]
+    return {k_: np.asarray(v, float) for k_, v in out.items()}
+
+
+def lookup(landmarks: dict[str, np.ndarray], name: str) -> np.ndarray:
+    """A landmark by name, accepting ``centre`` for ``center``."""
+    if name in landmarks:
+        return landmarks[name]
+    alt = name.replace("centre", "center")
+    if alt in landmarks:
+        return landmarks[alt]
+    raise KeyError(name)

@@ -1,0 +1,296 @@
+"""The ``spinesim`` command line.
+
+``spinesim`` alone opens the desktop app on the default scenario. Subcommands work headless:
+
+- ``spinesim landmarks SCENARIO --json``: named landmarks of the scenario's patient (world mm);
+- ``spinesim attempt SCENARIO --actions FILE --json``: apply recorded commands, print the outcome
+  and the scorecard (``--reference`` runs the expert's attempt instead);
+- ``spinesim render SCENARIO --oblique DEG --tilt DEG --out image.png``: one X-ray image;
+- ``spinesim scenarios``: list and validate the built-in scenarios (or given files);
+- ``spinesim bench``: benchmark medians as JSON.
+
+Every JSON printed has ``format`` and ``format_version`` fields; the formats are documented in the
+README. Errors are one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import traceback
+from pathlib import Path
+
+from simulator import __version__
+from simulator.errors import SpineSimError
+
+FRAME_DESCRIPTION = ("patient frame RAS in mm: +x patient's right, +y anterior, +z cranial; origin at the "
+                     "centre of the S1 superior endplate")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="spinesim", description="SpineSim: spinal injection simulator "
+                                "(for training only, not for clinical use).")
+    p.add_argument("--version", action="version", version=f"spinesim {__version__}")
+    p.add_argument("--cache-dir", help="folder for built phantoms (default: the platform's cache folder; "
+                   "or set SPINESIM_CACHE_DIR)")
+    sub = p.add_subparsers(dest="cmd")
+
+    run = sub.add_parser("run", help="open the desktop app (the default)")
+    run.add_argument("scenario", nargs="?", default=None, help="scenario file or built-in name")
+    run.add_argument("--record", help="write the attempt record here (default: the user data folder)")
+
+    lm = sub.add_parser("landmarks", help="print the named landmarks of a scenario's patient")
+    lm.add_argument("scenario")
+    lm.add_argument("--json", action="store_true", help="print JSON (the default is a table)")
+    lm.add_argument("--patient-seed", type=int, help="use another seeded patient")
+
+    at = sub.add_parser("attempt", help="apply a file of commands and print the outcome and score")
+    at.add_argument("scenario")
+    src = at.add_mutually_exclusive_group(required=True)
+    src.add_argument("--actions", help="attempt record or JSON Lines file of commands")
+    src.add_argument("--reference", action="store_true", help="run the expert's attempt")
+    at.add_argument("--json", action="store_true", help="print JSON (the default is a summary)")
+    at.add_argument("--record", help="also write the attempt record (JSON Lines) here")
+    at.add_argument("--patient-seed", type=int, help="use another seeded patient")
+
+    rd = sub.add_parser("render", help="write an X-ray image of a scenario's patient")
+    rd.add_argument("scenario")
+    rd.add_argument("--oblique", type=float, default=0.0,
+                    help="degrees; positive moves the detector towards the patient's left (0 = AP)")
+    rd.add_argument("--tilt", type=float, default=0.0,
+                    help="degrees; positive tilts the detector towards the head")
+    rd.add_argument("--size", type=int, default=512, help="image rows and columns (default 512)")
+    rd.add_argument("--isocentre", "--isocenter", dest="isocentre",
+                    help="x,y,z in mm or a landmark name (default: the target interspace)")
+    rd.add_argument("--out", required=True, help="PNG file to write")
+    rd.add_argument("--raw", help="also write the anatomy's line integrals (.npy, float32)")
+    rd.add_argument("--geometry", help="also write the projection geometry (.json)")
+    rd.add_argument("--patient-seed", type=int, help="use another seeded patient")
+
+    sc = sub.add_parser("scenarios", help="list and validate scenarios")
+    sc.add_argument("files", nargs="*", help="scenario files (default: the built-in ones)")
+
+    bn = sub.add_parser("bench", help="benchmark medians, printed as JSON")
+    bn.add_argument("--repeats", type=int, default=5, help="runs of each timed step (default 5)")
+    bn.add_argument("--cold-repeats", type=int, default=3, help="cold phantom builds (default 3)")
+    return p
+
+
+def _load(ref: str, patient_seed: int | None):
+    from simulator.scenario.loader import load_scenario, parse_scenario
+
+    loaded = load_scenario(ref)
+    if patient_seed is not None:
+        if patient_seed < 0:
+            raise SpineSimError("--patient-seed: must be a non-negative whole number")
+        # same scenario, another patient: change the seed and clear the fixed parameters
+        import tomllib
+
+        import tomli_w
+
+        data = tomllib.loads(loaded.text)
+        data["patient"] = {"seed": patient_seed}
+        loaded = parse_scenario(tomli_w.dumps(data), f"{loaded.source} (patient seed {patient_seed})")
+    return loaded
+
+
+def _anatomy_for(loaded):
+    from simulator.anatomy.anatomy import build_anatomy
+
+    sc = loaded.scenario
+    return build_anatomy(sc.patient.parameters(), voxel_mm=sc.anatomy.voxel_mm, levels=sc.anatomy.levels)
+
+
+def cmd_landmarks(args) -> int:
+    loaded = _load(args.scenario, args.patient_seed)
+    from simulator.anatomy.patient import GENERATOR_VERSION
+    from simulator.anatomy.phantom import LumbarPhantom
+    from simulator.anatomy.landmarks import compute_landmarks
+
+    patient = loaded.scenario.patient.parameters().resolved()
+    landmarks = compute_landmarks(LumbarPhantom(patient))
+    if args.json:
+        print(json.dumps({
+            "format": "spinesim-landmarks", "format_version": 1, "scenario": loaded.scenario.id,
+            "frame": FRAME_DESCRIPTION, "units": "mm", "generator_version": GENERATOR_VERSION,
+            "patient": patient.as_dict(),
+            "landmarks": {k: [round(float(x), 3) for x in v] for k, v in sorted(landmarks.items())},
+        }, indent=1))
+    else:
+        for k, v in sorted(landmarks.items()):
+            print(f"{k:36s} {v[0]:9.2f} {v[1]:9.2f} {v[2]:9.2f}")
+    return 0
+
+
+def cmd_attempt(args) -> int:
+    loaded = _load(args.scenario, args.patient_seed)
+    from simulator.records.attempt_file import read_record
+    from simulator.simulation.reference import run_reference
+    from simulator.simulation.simulation import Simulation
+
+    anatomy = _anatomy_for(loaded)
+    if args.reference:
+        sim = Simulation(loaded, anatomy=anatomy, record_path=args.record)
+        run_reference(sim)
+    else:
+        record = read_record(args.actions)
+        if record.header is not None and record.header["scenario"].get("sha256") != loaded.sha256:
+            print(f"spinesim: warning: {args.actions} was recorded on a different version of the scenario",
+                  file=sys.stderr)
+        sim = Simulation(loaded, anatomy=anatomy, record_path=args.record)
+        from simulator.errors import CommandRefused
+
+        for number, timed in enumerate(record.commands, start=1):
+            if sim.finished:
+                break
+            try:
+                sim.apply(timed.command, timed.t_s)
+            except CommandRefused as err:
+                print(f"spinesim: warning: {args.actions}: command {number} ({timed.command.command}) "
+                      f"refused: {err}", file=sys.stderr)
+        if not sim.finished:
+            from simulator.protocol.commands import Finish
+
+            sim.apply(Finish())
+    sim.close()
+    card = sim.scorecard
+    if args.json:
+        print(json.dumps({
+            "format": "spinesim-attempt-result", "format_version": 1,
+            "scenario": loaded.scenario.id, "scenario_sha256": loaded.sha256,
+            "guidance": loaded.scenario.guidance, "target_level": loaded.scenario.target_level,
+            "patient": sim.anatomy.patient.as_dict(),
+            "outcome": card.placement.as_dict(),
+            "scorecard": card.as_dict(),
+            "events": [e.as_dict() for e in sim.events],
+        }, indent=1))
+    else:
+        p = card.placement
+        print(f"{'PASS' if card.passed else 'FAIL'}  score {card.score:.0f}/100  outcome: {p.outcome} "
+              f"({p.tissue}, {p.interspace})")
+        for line in card.feedback:
+            print(f"  - {line}")
+    return 0
+
+
+def _isocentre(text: str | None, anatomy, target_level: str):
+    import numpy as np
+
+    if text is None:
+        return tuple(float(v) for v in anatomy.landmark(f"{target_level}.interlaminar_center"))
+    parts = text.split(",")
+    if len(parts) == 3:
+        try:
+            values = tuple(float(v) for v in parts)
+        except ValueError:
+            raise SpineSimError(f"--isocentre: '{text}' is not x,y,z in mm") from None
+        if not all(np.isfinite(values)):
+            raise SpineSimError("--isocentre: must be finite numbers")
+        return values
+    return tuple(float(v) for v in anatomy.landmark(text))
+
+
+def cmd_render(args) -> int:
+    import numpy as np
+
+    loaded = _load(args.scenario, args.patient_seed)
+    if not (-100.0 <= args.oblique <= 100.0) or not np.isfinite(args.oblique):
+        raise SpineSimError("--oblique: must be between -100 and 100 degrees")
+    if not (-45.0 <= args.tilt <= 45.0) or not np.isfinite(args.tilt):
+        raise SpineSimError("--tilt: must be between -45 and 45 degrees")
+    if not (32 <= args.size <= 2048):
+        raise SpineSimError("--size: must be between 32 and 2048 pixels")
+    from PIL import Image
+
+    from simulator.imaging.carm import CArmPose
+    from simulator.imaging.fluoroscope import Fluoroscope
+
+    anatomy = _anatomy_for(loaded)
+    pose = CArmPose(args.oblique, args.tilt, _isocentre(args.isocentre, anatomy, loaded.scenario.target_level))
+    scope = Fluoroscope(anatomy.mu_volume(), anatomy.world_from_voxel, args.size)
+    image = scope.render(pose, [], None, (loaded.scenario.patient.seed, 7, 0))
+    out = Path(args.out)
+    try:
+        Image.fromarray(image.display).save(out, format="PNG")
+        if args.raw:
+            np.save(args.raw, scope.anatomy_integrals(pose)[1])
+        if args.geometry:
+            geometry = {"format": "spinesim-projection", "format_version": 1, **image.projection.as_dict(),
+                        "energy_kev": 60.0, "frame": FRAME_DESCRIPTION,
+                        "world_from_voxel": anatomy.world_from_voxel.tolist(),
+                        "oblique_deg": args.oblique, "tilt_deg": args.tilt,
+                        "isocentre_mm": list(pose.isocentre_mm)}
+            Path(args.geometry).write_text(json.dumps(geometry, indent=1))
+    except OSError as err:
+        raise SpineSimError(f"{err.filename or out}: cannot write ({err.strerror})") from None
+    print(str(out))
+    return 0
+
+
+def cmd_scenarios(args) -> int:
+    from simulator.scenario.loader import builtin_scenarios, load_scenario, parse_scenario
+
+    failures = 0
+    if args.files:
+        items = [(f, None) for f in args.files]
+    else:
+        items = sorted(builtin_scenarios().items())
+    for name, text in items:
+        try:
+            loaded = load_scenario(name) if text is None else parse_scenario(text, f"builtin:{name}")
+            s = loaded.scenario
+            print(f"ok    {name}: {s.title} [{s.procedure}, {s.target_level}, {s.guidance}]")
+        except SpineSimError as err:
+            failures += 1
+            print(f"error {err}")
+    return 2 if failures else 0
+
+
+def cmd_run(args) -> int:
+    from simulator.app.main import run_app
+
+    return run_app(args.scenario, record_path=args.record)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.cache_dir:
+        os.environ["SPINESIM_CACHE_DIR"] = args.cache_dir
+    handlers = {"landmarks": cmd_landmarks, "attempt": cmd_attempt, "render": cmd_render,
+                "scenarios": cmd_scenarios, "bench": _bench, "run": cmd_run, None: cmd_run}
+    if args.cmd is None:
+        args.scenario = None
+        args.record = None
+    try:
+        return handlers[args.cmd](args)
+    except SpineSimError as err:
+        print(f"spinesim: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception as err:  # noqa: BLE001 - last resort: one line for the user, the trace in a log
+        log = _write_crash_log()
+        print(f"spinesim: internal error: {err.__class__.__name__}: {err} (details in {log})", file=sys.stderr)
+        return 3
+
+
+def _bench(args) -> int:
+    from simulator.bench import run_bench
+
+    print(json.dumps(run_bench(repeats=args.repeats, cold_repeats=args.cold_repeats), indent=1))
+    return 0
+
+
+def _write_crash_log() -> str:
+    from simulator.paths import data_dir
+
+    path = data_dir() / "crash.log"
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(traceback.format_exc() + "\n")
+    return str(path)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,134 @@
+"""Lumbar interlaminar epidural: target zone, outcome classification and the expert's technique.
+
+Target zone (reference 3.2): the posterior epidural fat between the ventral surface of the
+ligamentum flavum and the dura, at the target interspace, built from the patient's own anatomy (the
+tissue at the tip, exact, and the interspace the tip is at). Danger zones: the dura and the
+intrathecal space behind it (dural puncture), bone, the disc, nerve roots.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from simulator.anatomy.anatomy import Anatomy
+from simulator.anatomy.tissues import tissue_table
+from simulator.geometry import frames
+from simulator.imaging.carm import detector_direction
+
+#: Outcome ids, their meaning and the placement points they earn (of 60).
+OUTCOMES = {
+    "success": ("epidural space at the intended level", 60.0),
+    "wrong_level": ("epidural space, but at the wrong level", 15.0),
+    "intrathecal": ("intrathecal: the dura was punctured", 0.0),
+    "ligament": ("posterior ligaments: not yet epidural (too shallow)", 8.0),
+    "soft_tissue": ("soft tissue, off the epidural path", 0.0),
+    "bone": ("on bone", 4.0),
+    "disc": ("in the disc (too deep)", 0.0),
+    "nerve_root": ("on a nerve root", 0.0),
+    "joint": ("in a facet joint", 0.0),
+    "no_needle": ("no needle placed", 0.0),
+}
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where the tip ended, classified."""
+
+    outcome: str
+    tissue: str
+    category: str
+    interspace: str
+    tip_mm: tuple[float, float, float] | None
+    distance_to_target_mm: float | None
+
+    @property
+    def description(self) -> str:
+        return OUTCOMES[self.outcome][0]
+
+    def as_dict(self) -> dict:
+        return {
+            "outcome": self.outcome,
+            "description": self.description,
+            "tissue": self.tissue,
+            "category": self.category,
+            "interspace": self.interspace,
+            "tip_mm": None if self.tip_mm is None else [round(v, 2) for v in self.tip_mm],
+            "distance_to_target_mm": None if self.distance_to_target_mm is None
+            else round(self.distance_to_target_mm, 2),
+        }
+
+
+def classify(anatomy: Anatomy, tip_mm: np.ndarray | None, target_interspace: str,
+             dural_puncture: bool) -> Placement:
+    """Classify the final tip position of a lumbar interlaminar attempt."""
+    if tip_mm is None:
+        return Placement("no_needle", "none", "none", "", None, None)
+    table = tissue_table()
+    tip = np.asarray(tip_mm, float)
+    tissue = table[int(anatomy.tissue_at(tip[None])[0])]
+    interspace = anatomy.interspace_at(tip)
+    target = anatomy.landmark(f"{target_interspace}.epidural_target")
+    distance = float(np.linalg.norm(tip - target))
+    category = tissue.category
+    if category in ("intrathecal", "dura") or (dural_puncture and category == "epidural"):
+        outcome = "intrathecal"
+    elif category == "epidural":
+        outcome = "success" if interspace == target_interspace else "wrong_level"
+    elif category == "posterior_ligament":
+        outcome = "ligament"
+    elif category == "bone":
+        outcome = "bone"
+    elif category == "disc":
+        outcome = "disc"
+    elif category == "nerve":
+        outcome = "nerve_root"
+    elif category == "joint":
+        outcome = "joint"
+    else:
+        outcome = "soft_tissue"
+    return Placement(outcome, tissue.name, category, interspace, tuple(float(v) for v in tip), distance)
+
+
+# ------------------------------------------------------------------------------ expert technique
+def squaring_tilt_deg(anatomy: Anatomy, interspace: str) -> float:
+    """C-arm tilt that makes the beam run along the superior endplate of the lower vertebra,
+    which opens the interlaminar window ("squares" the endplate)."""
+    lower = interspace.split("-")[1]
+    if lower == "S1":
+        normal = anatomy.phantom.sacral_frame.world_from_plate[:3, 2]
+    else:
+        normal = anatomy.phantom.by_level[lower].axis([0.0, 0.0, 1.0])
+    return float(np.degrees(np.arctan2(normal[1], normal[2])))
+
+
+def clear_path_entry(anatomy: Anatomy, target_mm: np.ndarray, beam_tilt_deg: float,
+                     lateral_offset_mm: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """A bone-free straight path from the skin to ``target_mm``, as close to coaxial with the
+    beam as the spinous processes allow (an expert's midline trajectory). Returns (entry, direction).
+    """
+    table = tissue_table()
+    beam_back = detector_direction(0.0, beam_tilt_deg)  # from the patient towards the detector
+    best = None
+    for extra in np.arange(0.0, 36.0, 1.5):
+        for sign in (1.0, -1.0):
+            back = frames.rotation_x(sign * extra) @ beam_back
+            back = back + np.array([-lateral_offset_mm / 80.0, 0.0, 0.0])
+            back = frames.unit(back)
+            start = target_mm + back * 160.0
+            entry = anatomy.skin_entry(start, -back)
+            if entry is None:
+                continue
+            direction = frames.unit(target_mm - entry)
+            length = float(np.linalg.norm(target_mm - entry))
+            t = np.arange(0.0, length, 0.2)
+            labels = anatomy.tissue_at(entry + t[:, None] * direction)
+            if not table.is_bone[labels].any():
+                best = (entry, direction)
+                break
+        if best is not None:
+            break
+    if best is None:
+        raise RuntimeError("no bone-free path to the target")
+    return best

@@ -1,0 +1,137 @@
+"""Commands: every trainee action, as a plain serialisable record.
+
+``Simulation.apply(command)`` is the only way the state of an attempt changes; an attempt record is
+the list of commands with their simulated times. In JSON a command is an object with a
+``"command"`` name and its fields, e.g. ``{"command": "advance", "distance_mm": 2.0}``.
+
+==========================  ==============================================================
+command                     fields
+==========================  ==============================================================
+``set_entry``               ``point_mm`` [x, y, z] on the skin; ``direction`` [x, y, z]
+                            (optional; default: straight forward, patient anterior)
+``advance``                 ``distance_mm`` (0 < d <= 20)
+``withdraw``                ``distance_mm`` (0 < d <= 150)
+``redirect``                ``cranial_deg``, ``right_deg`` (each within +-30): tip towards
+                            the head / the patient's right
+``move_carm``               ``oblique_deg`` (+ detector to the patient's left, within +-100),
+                            ``tilt_deg`` (+ detector to the head, within +-45),
+                            ``isocentre_mm`` (optional)
+``acquire_image``           (none)
+``test_loss_of_resistance`` ``medium``: ``"saline"`` or ``"air"``
+``inject_contrast``         ``volume_ml`` (0 < v <= 10)
+``palpate``                 ``point_mm`` [x, y, z] near the skin
+``set_spine_visible``       ``visible`` (bool)
+``finish``                  (none)
+==========================  ==============================================================
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from simulator.errors import SpineSimError
+
+Vector = tuple[float, float, float]
+
+
+class _Command(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    def as_dict(self) -> dict:
+        return self.model_dump(exclude_none=True)
+
+
+class SetEntry(_Command):
+    command: Literal["set_entry"] = "set_entry"
+    point_mm: Vector
+    direction: Vector | None = None
+
+
+class Advance(_Command):
+    command: Literal["advance"] = "advance"
+    distance_mm: float = Field(gt=0.0, le=20.0)
+
+
+class Withdraw(_Command):
+    command: Literal["withdraw"] = "withdraw"
+    distance_mm: float = Field(gt=0.0, le=150.0)
+
+
+class Redirect(_Command):
+    command: Literal["redirect"] = "redirect"
+    cranial_deg: float = Field(default=0.0, ge=-30.0, le=30.0)
+    right_deg: float = Field(default=0.0, ge=-30.0, le=30.0)
+
+
+class MoveCArm(_Command):
+    command: Literal["move_carm"] = "move_carm"
+    oblique_deg: float = Field(default=0.0, ge=-100.0, le=100.0)
+    tilt_deg: float = Field(default=0.0, ge=-45.0, le=45.0)
+    isocentre_mm: Vector | None = None
+
+
+class AcquireImage(_Command):
+    command: Literal["acquire_image"] = "acquire_image"
+
+
+class TestLossOfResistance(_Command):
+    __test__ = False  # not a pytest class
+    command: Literal["test_loss_of_resistance"] = "test_loss_of_resistance"
+    medium: Literal["saline", "air"] = "saline"
+
+
+class InjectContrast(_Command):
+    command: Literal["inject_contrast"] = "inject_contrast"
+    volume_ml: float = Field(gt=0.0, le=10.0)
+
+
+class Palpate(_Command):
+    command: Literal["palpate"] = "palpate"
+    point_mm: Vector
+
+
+class SetSpineVisible(_Command):
+    command: Literal["set_spine_visible"] = "set_spine_visible"
+    visible: bool
+
+
+class Finish(_Command):
+    command: Literal["finish"] = "finish"
+
+
+Command = Annotated[
+    Union[SetEntry, Advance, Withdraw, Redirect, MoveCArm, AcquireImage, TestLossOfResistance,
+          InjectContrast, Palpate, SetSpineVisible, Finish],
+    Field(discriminator="command"),
+]
+_ADAPTER = TypeAdapter(Command)
+
+COMMAND_NAMES = ("set_entry", "advance", "withdraw", "redirect", "move_carm", "acquire_image",
+                 "test_loss_of_resistance", "inject_contrast", "palpate", "set_spine_visible", "finish")
+
+
+def describe_validation_error(err: ValidationError) -> str:
+    """The first problem of a pydantic error as ``field: message``."""
+    first = err.errors()[0]
+    loc = ".".join(str(p) for p in first["loc"])
+    msg = first["msg"]
+    if first["type"] == "union_tag_invalid":
+        return f"command: unknown command (expected one of {', '.join(COMMAND_NAMES)})"
+    if first["type"] == "union_tag_not_found":
+        return "command: missing"
+    if first["type"] == "extra_forbidden":
+        return f"{loc}: unknown field"
+    msg = msg.replace("Value error, ", "")
+    return f"{loc}: {msg}" if loc else msg
+
+
+def parse_command(data: dict) -> _Command:
+    """A command from its JSON form; raises :class:`SpineSimError` naming the bad field."""
+    if not isinstance(data, dict):
+        raise SpineSimError("a command must be a JSON object")
+    try:
+        return _ADAPTER.validate_python(data)
+    except ValidationError as err:
+        raise SpineSimError(describe_validation_error(err)) from None

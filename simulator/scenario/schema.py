@@ -1,0 +1,114 @@
+"""The scenario file: one training case, validated field by field.
+
+A scenario is a TOML file (see ``scenarios/lumbar_interlaminar_l4l5_fluoroscopy.toml`` for a
+commented example). Every field is checked on loading; a problem is reported as one line naming
+the file and the field, e.g. ``scenarios/x.toml: limits.time_s: must be greater than 0``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from simulator.anatomy.patient import PatientParameters, validate_patient_values
+
+SCHEMA_VERSION = 1
+PROCEDURES = ("lumbar_interlaminar",)
+INTERSPACES = ("L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class PatientSection(_Strict):
+    """Who the patient is: a seed, and any parameters fixed by the author."""
+
+    seed: int = Field(default=0, ge=0)
+    sex: Literal["male", "female"] | None = None
+    height_cm: float | None = None
+    bmi_kg_m2: float | None = None
+    lordosis_deg: float | None = None
+    supraspinous_ends_at: Literal["L4", "L5"] | None = None
+
+    @model_validator(mode="after")
+    def _ranges(self):
+        problems = validate_patient_values(None, self.height_cm, self.bmi_kg_m2, self.lordosis_deg, None)
+        if problems:
+            field_name, message = problems[0]
+            raise ValueError(f"{field_name}: {message}")
+        return self
+
+    def parameters(self) -> PatientParameters:
+        return PatientParameters(seed=self.seed, sex=self.sex, height_cm=self.height_cm,
+                                 bmi_kg_m2=self.bmi_kg_m2, lordosis_deg=self.lordosis_deg,
+                                 supraspinous_ends_at=self.supraspinous_ends_at)
+
+
+class NeedleSection(_Strict):
+    id: str = "tuohy_20g_89mm"
+
+    @field_validator("id")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        from simulator.needle.spec import needle_catalogue
+
+        if value not in needle_catalogue():
+            raise ValueError(f"unknown needle '{value}' (known: {', '.join(sorted(needle_catalogue()))})")
+        return value
+
+
+class AnatomySection(_Strict):
+    voxel_mm: float = Field(default=1.0, ge=0.5, le=3.0)
+    levels: tuple[Literal["L1", "L2", "L3", "L4", "L5", "S1"], Literal["L1", "L2", "L3", "L4", "L5", "S1"]] | None = None
+
+
+class ViewSection(_Strict):
+    allow_spine_toggle: bool = True
+
+
+class LimitsSection(_Strict):
+    time_s: float = Field(default=900.0, gt=0.0)
+    images: int = Field(default=60, ge=0)
+    contrast_ml: float = Field(default=5.0, gt=0.0, le=20.0)
+
+
+class ScoringSection(_Strict):
+    pass_mark: float = Field(default=70.0, ge=0.0, le=100.0)
+    expert_time_s: float = Field(default=240.0, gt=0.0)
+    expert_images: int = Field(default=8, ge=1)
+
+
+class Scenario(_Strict):
+    """One training case."""
+
+    schema_version: int
+    id: str = Field(min_length=1, pattern=r"^[a-z0-9_\-]+$")
+    title: str = Field(min_length=1)
+    brief: str = ""
+    procedure: Literal["lumbar_interlaminar"]
+    target_level: Literal["L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1"]
+    approach: Literal["midline", "paramedian"] = "midline"
+    side: Literal["midline", "left", "right"] = "midline"
+    guidance: Literal["fluoroscopy", "landmark"]
+    patient_position: Literal["prone"] = "prone"
+    patient: PatientSection = PatientSection()
+    needle: NeedleSection = NeedleSection()
+    anatomy: AnatomySection = AnatomySection()
+    view: ViewSection = ViewSection()
+    limits: LimitsSection = LimitsSection()
+    scoring: ScoringSection = ScoringSection()
+
+    @field_validator("schema_version")
+    @classmethod
+    def _version(cls, value: int) -> int:
+        if value != SCHEMA_VERSION:
+            raise ValueError(f"must be {SCHEMA_VERSION} (this SpineSim reads schema version {SCHEMA_VERSION})")
+        return value
+
+    @model_validator(mode="after")
+    def _side_matches_approach(self):
+        if self.approach == "paramedian" and self.side == "midline":
+            raise ValueError("side: a paramedian approach needs side = 'left' or 'right'")
+        return self

@@ -1,0 +1,393 @@
+"""The Simulation: the one object the app, scripts and replays drive.
+
+Commands go in through :meth:`Simulation.apply`; events come out (returned, and sent to
+subscribers). The simulation is deterministic: its clock is the commands' simulated times and every
+random draw (syringe scatter, image noise) is seeded from the patient seed and the number of the
+draw, never from the wall clock, so the same commands on the same scenario give the same images
+and the same score.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from simulator.anatomy.anatomy import Anatomy, build_anatomy
+from simulator.anatomy.tissues import tissue_table
+from simulator.errors import CommandRefused, SpineSimError
+from simulator.geometry import frames
+from simulator.imaging import contrast as contrast_mod
+from simulator.imaging.carm import CArmPose
+from simulator.imaging.fluoroscope import Fluoroscope, XRayImage
+from simulator.imaging.overlay import Overlay
+from simulator.needle.needle import Needle
+from simulator.needle.resistance import HIGH_MMHG, LOSS_MMHG, advance_feel, lor_reading
+from simulator.needle.spec import needle_spec
+from simulator.procedures import lumbar_interlaminar as procedure
+from simulator.protocol import commands as cmd
+from simulator.protocol.events import Event
+from simulator.records.attempt_file import AttemptRecord, AttemptWriter, TimedCommand, make_header
+from simulator.scenario.loader import LoadedScenario
+from simulator.scoring.metrics import standard_metrics
+from simulator.scoring.scorecard import Scorecard, score_attempt
+
+#: Seconds a command takes when a script gives no time (typical hand speeds).
+NOMINAL_SECONDS = {
+    "set_entry": 6.0, "advance": 0.6, "withdraw": 0.4, "redirect": 2.0, "move_carm": 5.0,
+    "acquire_image": 2.0, "test_loss_of_resistance": 2.0, "inject_contrast": 4.0, "palpate": 3.0,
+    "set_spine_visible": 1.0, "finish": 1.0,
+}
+#: A pass starts when the needle goes forward from within this depth of the skin.
+PASS_RESTART_DEPTH_MM = 5.0
+#: Bone deeper than this under the skin is not felt by palpation; shallower is felt clearly below
+#: ``PALPATION_CLEAR_MM``.
+PALPATION_REACH_MM = 45.0
+PALPATION_CLEAR_MM = 28.0
+
+
+@dataclass(frozen=True)
+class PalpationFinding:
+    point_mm: np.ndarray
+    finding: str  # "spinous process", "iliac crest", "sacrum", "bone", "no bone felt"
+    depth_mm: float | None
+    clearly: bool
+
+
+class Simulation:
+    """One attempt at one scenario.
+
+    Parameters
+    ----------
+    loaded : LoadedScenario
+    anatomy : Anatomy, optional
+        Pre-built anatomy (else built, or loaded from the cache, from the scenario's patient).
+    image_size_px : int
+    record_path : path, optional
+        Write the attempt record here as it happens.
+    """
+
+    def __init__(self, loaded: LoadedScenario, anatomy: Anatomy | None = None, image_size_px: int = 512,
+                 record_path: str | Path | None = None):
+        self.loaded = loaded
+        self.scenario = loaded.scenario
+        sc = self.scenario
+        self.anatomy = anatomy or build_anatomy(sc.patient.parameters(), voxel_mm=sc.anatomy.voxel_mm,
+                                                levels=sc.anatomy.levels)
+        self.needle = Needle(needle_spec(sc.needle.id), self.anatomy.tissue_at)
+        self.guidance = sc.guidance
+        self.t_s = 0.0
+        target = self.anatomy.landmark(f"{sc.target_level}.interlaminar_center")
+        self.carm_pose = CArmPose(0.0, 0.0, tuple(float(v) for v in target))
+        self.image_size_px = image_size_px
+        self._fluoroscope: Fluoroscope | None = None
+        self.contrast: contrast_mod.ContrastField | None = None
+        self.images: list[XRayImage] = []
+        self.spine_visible = False
+        self.events: list[Event] = []
+        self.commands: list[TimedCommand] = []
+        self.tip_path: list[np.ndarray] = []
+        self.palpations: list[PalpationFinding] = []
+        self.lor_trace: list[tuple[float, float]] = []  # (depth mm, pressure mmHg)
+        self.finished = False
+        self.scorecard: Scorecard | None = None
+        self._subscribers: list[Callable[[Event], None]] = []
+        self._metrics = standard_metrics()
+        self._draws = 0
+        self._high_resistance_seen = False
+        self._in_pass = False
+        self._dura_punctured = False
+        self.header = make_header(sc.id, loaded.source, loaded.sha256, loaded.text,
+                                  self.anatomy.patient.as_dict(), self.anatomy.patient.generator_version)
+        self._writer = AttemptWriter(record_path, self.header) if record_path else None
+        self._emit("attempt_started", scenario=sc.id, guidance=sc.guidance,
+                   patient=self.anatomy.patient.as_dict())
+
+    # ----------------------------------------------------------------------------- plumbing
+    def subscribe(self, callback: Callable[[Event], None]) -> None:
+        """Call ``callback(event)`` for every event from now on."""
+        self._subscribers.append(callback)
+
+    def _emit(self, kind: str, **data) -> Event:
+        event = Event(kind, self.t_s, data)
+        self.events.append(event)
+        for m in self._metrics:
+            m.update(event)
+        for cb in self._subscribers:
+            cb(event)
+        return event
+
+    def _rng(self, purpose: int) -> np.random.Generator:
+        self._draws += 1
+        return np.random.default_rng([self.scenario.patient.seed, purpose, self._draws])
+
+    @property
+    def fluoroscope(self) -> Fluoroscope:
+        if self._fluoroscope is None:
+            self._fluoroscope = Fluoroscope(self.anatomy.mu_volume(), self.anatomy.world_from_voxel,
+                                            self.image_size_px)
+        return self._fluoroscope
+
+    @property
+    def record(self) -> AttemptRecord:
+        return AttemptRecord(self.header, list(self.commands))
+
+    def metrics(self) -> dict[str, float]:
+        return {m.id: m.value() for m in self._metrics}
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+
+    # ----------------------------------------------------------------------------- commands
+    def apply(self, command, t_s: float | None = None) -> list[Event]:
+        """Carry out one command at simulated time ``t_s`` (default: now plus its usual duration).
+
+        Returns the events it caused. Raises :class:`CommandRefused` (and changes nothing) when the
+        command cannot be done now.
+        """
+        if isinstance(command, dict):
+            command = cmd.parse_command(command)
+        name = command.command
+        if self.finished:
+            raise CommandRefused("the attempt is finished")
+        if t_s is None:
+            t_s = self.t_s + NOMINAL_SECONDS[name]
+        if not np.isfinite(t_s) or t_s < self.t_s - 1e-9:
+            raise CommandRefused(f"time {t_s} s is before the attempt's current time {self.t_s:.3f} s")
+        before = len(self.events)
+        handler = getattr(self, f"_do_{name}")
+        previous_t = self.t_s
+        self.t_s = float(t_s)
+        try:
+            handler(command)
+        except CommandRefused as err:
+            self.t_s = previous_t
+            del self.events[before:]
+            self._emit("command_refused", command=name, reason=str(err))
+            raise
+        timed = TimedCommand(self.t_s, command)
+        self.commands.append(timed)
+        if self._writer is not None:
+            self._writer.append(timed)
+        return self.events[before:]
+
+    def _require_fluoroscopy(self, what: str) -> None:
+        if self.guidance != "fluoroscopy":
+            raise CommandRefused(f"{what} is not available in landmark mode (no imaging)")
+
+    def _do_set_entry(self, c: cmd.SetEntry) -> None:
+        direction = np.asarray(c.direction, float) if c.direction is not None else frames.ANTERIOR
+        if np.linalg.norm(direction) == 0:
+            raise CommandRefused("direction must be a non-zero vector")
+        self.needle.set_entry(c.point_mm, direction, self.anatomy.skin_entry)
+        self._in_pass = False
+        self._high_resistance_seen = False
+        self.tip_path.append(self.needle.tip_mm.copy())
+        self._emit("entry_set", entry_mm=_list(self.needle.entry_mm), direction=_list(self.needle.direction))
+
+    def _do_advance(self, c: cmd.Advance) -> None:
+        before = self.needle.depth_mm
+        if before < PASS_RESTART_DEPTH_MM and not self._in_pass:
+            self._in_pass = True
+            self._high_resistance_seen = False
+            self._emit("needle_pass_started")
+        step = self.needle.advance(c.distance_mm)
+        for tissue, depth in step.entered:
+            self._emit("tissue_entered", tissue=tissue, depth_mm=round(depth, 2), feel=advance_feel(tissue))
+            if tissue in ("epidural_fat", "csf", "thoracolumbar_fascia") or (
+                    tissue == "subcutaneous_fat" and depth < 5.0):
+                self._emit("pop_felt", tissue=tissue)
+            if tissue in ("csf", "cauda_equina", "spinal_cord") and not self._dura_punctured:
+                self._dura_punctured = True
+                self._emit("dural_puncture", depth_mm=round(depth, 2),
+                           tip_mm=_list(self.needle.entry_mm + depth * self.needle.direction))
+                self._emit("csf_in_hub")
+        self.tip_path.append(self.needle.tip_mm.copy())
+        self._emit("needle_advanced", depth_mm=round(self.needle.depth_mm, 2), tip_mm=_list(self.needle.tip_mm),
+                   tissue=self.needle.tip_tissue(), requested_mm=c.distance_mm, moved_mm=round(step.moved_mm, 3))
+        if step.bone_contact:
+            self._emit("bone_contacted", depth_mm=round(self.needle.depth_mm, 2), tip_mm=_list(self.needle.tip_mm))
+        if step.length_exhausted:
+            self._emit("needle_length_exhausted", depth_mm=round(self.needle.depth_mm, 2))
+
+    def _do_withdraw(self, c: cmd.Withdraw) -> None:
+        step = self.needle.withdraw(c.distance_mm)
+        if self.needle.depth_mm < PASS_RESTART_DEPTH_MM:
+            self._in_pass = False
+        self.tip_path.append(self.needle.tip_mm.copy())
+        self._emit("needle_withdrawn", depth_mm=round(self.needle.depth_mm, 2), tip_mm=_list(self.needle.tip_mm),
+                   tissue=self.needle.tip_tissue(), moved_mm=round(step.moved_mm, 3))
+
+    def _do_redirect(self, c: cmd.Redirect) -> None:
+        angle = self.needle.redirect(c.cranial_deg, c.right_deg)
+        self.tip_path.append(self.needle.tip_mm.copy())
+        self._emit("needle_redirected", direction=_list(self.needle.direction), tip_mm=_list(self.needle.tip_mm),
+                   tissue=self.needle.tip_tissue(), angle_deg=round(angle, 2))
+
+    def _do_move_carm(self, c: cmd.MoveCArm) -> None:
+        self._require_fluoroscopy("The C-arm")
+        iso = self.carm_pose.isocentre_mm if c.isocentre_mm is None else tuple(float(v) for v in c.isocentre_mm)
+        bounds = np.stack([self.anatomy.grid.lo_mm, self.anatomy.grid.hi_mm])
+        if np.any(np.asarray(iso) < bounds[0] - 100.0) or np.any(np.asarray(iso) > bounds[1] + 100.0):
+            raise CommandRefused("isocentre is outside the patient's region")
+        self.carm_pose = CArmPose(float(c.oblique_deg), float(c.tilt_deg), iso)
+        self._emit("carm_moved", oblique_deg=c.oblique_deg, tilt_deg=c.tilt_deg, isocentre_mm=list(iso))
+
+    def _do_acquire_image(self, c: cmd.AcquireImage) -> None:
+        self._require_fluoroscopy("X-ray imaging")
+        limit = self.scenario.limits.images
+        if len(self.images) >= limit:
+            raise CommandRefused(f"the scenario allows {limit} images")
+        image = self.current_image(noise_index=len(self.images))
+        self.images.append(image)
+        self._emit("image_acquired", index=len(self.images) - 1, oblique_deg=self.carm_pose.oblique_deg,
+                   tilt_deg=self.carm_pose.tilt_deg)
+
+    def current_image(self, noise_index: int | None = None) -> XRayImage:
+        """An image at the current pose with the needle and contrast as they are now (no event)."""
+        overlays = []
+        if self.needle.inserted:
+            overlays.append(Overlay(self.needle.shaft_polyline(), self.needle.spec.radius_mm))
+        index = len(self.images) if noise_index is None else noise_index
+        return self.fluoroscope.render(self.carm_pose, overlays, self.contrast,
+                                       (self.scenario.patient.seed, 7, index))
+
+    def _do_test_loss_of_resistance(self, c: cmd.TestLossOfResistance) -> None:
+        if not self.needle.inserted or self.needle.depth_mm <= 0.0:
+            raise CommandRefused("the needle is not in the patient")
+        tissue_id = int(self.anatomy.tissue_at(self.needle.tip_mm[None])[0])
+        reading = lor_reading(tissue_id, c.medium, self._rng(11))
+        self.lor_trace.append((self.needle.depth_mm, reading.pressure_mmhg))
+        self._emit("loss_of_resistance_tested", pressure_mmhg=reading.pressure_mmhg, medium=c.medium,
+                   feel=reading.feel, depth_mm=round(self.needle.depth_mm, 2))
+        if reading.pressure_mmhg >= HIGH_MMHG and reading.pressure_mmhg < 900:
+            self._high_resistance_seen = True
+        elif reading.pressure_mmhg <= LOSS_MMHG and self._high_resistance_seen:
+            self._emit("loss_of_resistance", pressure_mmhg=reading.pressure_mmhg,
+                       depth_mm=round(self.needle.depth_mm, 2))
+        if tissue_table()[tissue_id].category == "intrathecal":
+            self._emit("csf_in_hub")
+
+    def _do_inject_contrast(self, c: cmd.InjectContrast) -> None:
+        if not self.needle.inserted or self.needle.depth_mm <= 0.0:
+            raise CommandRefused("the needle is not in the patient")
+        total = (self.contrast.total_ml if self.contrast else 0.0) + c.volume_ml
+        if total > self.scenario.limits.contrast_ml + 1e-9:
+            raise CommandRefused(f"the scenario allows {self.scenario.limits.contrast_ml} mL of contrast")
+        tissue = self.needle.tip_tissue()
+        compartment = contrast_mod.compartment_of(tissue)
+        result = contrast_mod.spread(self.anatomy.labels, self.anatomy.world_from_voxel, self.needle.tip_mm,
+                                     tissue_table().names_by_id(), compartment, c.volume_ml, self._rng(13),
+                                     dependent_direction=frames.ANTERIOR)
+        if result is not None:
+            mu, w = result
+            if self.contrast is None:
+                self.contrast = contrast_mod.ContrastField(mu, w, c.volume_ml, [compartment])
+            else:
+                self.contrast = _merge_contrast(self.contrast, mu, w, c.volume_ml, compartment)
+        self._emit("contrast_injected", volume_ml=c.volume_ml, compartment=compartment, total_ml=round(total, 3))
+
+    def _do_palpate(self, c: cmd.Palpate) -> None:
+        finding = self.palpate(np.asarray(c.point_mm, float))
+        self.palpations.append(finding)
+        self._emit("palpated", point_mm=_list(finding.point_mm), finding=finding.finding,
+                   depth_mm=None if finding.depth_mm is None else round(finding.depth_mm, 1),
+                   clearly=finding.clearly)
+
+    def palpate(self, point_mm: np.ndarray) -> PalpationFinding:
+        """What a pressing finger feels at ``point_mm`` (no event; see the ``palpate`` command)."""
+        torso = self.anatomy.phantom.torso
+        p = np.asarray(point_mm, float)
+        if abs(float(torso.field(p[None])[0])) > 15.0:
+            raise CommandRefused("palpate on the patient's skin")
+        # press along the inward skin normal
+        eps = 0.5
+        grad = np.array([(torso.field((p + eps * e)[None])[0] - torso.field((p - eps * e)[None])[0]) / (2 * eps)
+                         for e in np.eye(3)])
+        inward = -frames.unit(grad)
+        skin = p - inward * float(torso.field(p[None])[0])
+        t = np.arange(0.0, PALPATION_REACH_MM, 0.5)
+        pts = skin + t[:, None] * inward
+        labels = self.anatomy.tissue_at(pts)
+        bone = np.nonzero(tissue_table().is_bone[labels])[0]
+        if bone.size == 0:
+            return PalpationFinding(skin, "no bone felt", None, False)
+        depth = float(t[bone[0]])
+        structure = self.anatomy.structure_at(pts[bone[0]]) or ""
+        if structure.startswith("ilium"):
+            what = "iliac crest"
+        elif structure in ("sacrum", "coccyx"):
+            what = "sacrum"
+        elif structure.startswith("L") and abs(float(pts[bone[0]][0])) < 12.0:
+            what = "spinous process"
+        else:
+            what = "bone"
+        return PalpationFinding(skin, what, depth, depth <= PALPATION_CLEAR_MM)
+
+    def _do_set_spine_visible(self, c: cmd.SetSpineVisible) -> None:
+        if c.visible and (self.guidance == "landmark" or not self.scenario.view.allow_spine_toggle):
+            raise CommandRefused("this scenario does not allow showing the spine")
+        if c.visible != self.spine_visible:
+            self.spine_visible = c.visible
+            self._emit("spine_visibility_changed", visible=c.visible)
+
+    def _do_finish(self, c: cmd.Finish) -> None:
+        tip = self.needle.tip_mm if self.needle.inserted and self.needle.depth_mm > 0 else None
+        placement = procedure.classify(self.anatomy, tip, self.scenario.target_level, self._dura_punctured)
+        self._emit("attempt_finished", outcome=placement.outcome, tissue=placement.tissue,
+                   interspace=placement.interspace)
+        sc = self.scenario
+        self.scorecard = score_attempt(placement, self.metrics(), sc.guidance, sc.target_level,
+                                       sc.scoring.pass_mark, sc.scoring.expert_time_s, sc.scoring.expert_images)
+        self.finished = True
+
+    # ----------------------------------------------------------------------------- replay
+    @classmethod
+    def replay(cls, loaded: LoadedScenario, record: AttemptRecord, anatomy: Anatomy | None = None,
+               image_size_px: int = 512, stop_on_refusal: bool = False) -> "Simulation":
+        """A simulation fed the commands of ``record`` (refused commands are skipped unless
+        ``stop_on_refusal``)."""
+        sim = cls(loaded, anatomy=anatomy, image_size_px=image_size_px)
+        for timed in record.commands:
+            if sim.finished:
+                break
+            try:
+                sim.apply(timed.command, timed.t_s)
+            except CommandRefused:
+                if stop_on_refusal:
+                    raise
+        return sim
+
+
+def _merge_contrast(old: contrast_mod.ContrastField, mu: np.ndarray, w: np.ndarray, volume_ml: float,
+                    compartment: str) -> contrast_mod.ContrastField:
+    """Two contrast grids (same voxel size, aligned with the anatomy) summed on their union box."""
+    voxel = float(w[0, 0])
+    lo = np.minimum(old.world_from_voxel[:3, 3], w[:3, 3])
+    hi = np.maximum(old.world_from_voxel[:3, 3] + voxel * (np.array(old.mu_per_mm.shape) - 1),
+                    w[:3, 3] + voxel * (np.array(mu.shape) - 1))
+    shape = tuple(int(n) for n in np.round((hi - lo) / voxel).astype(int) + 1)
+    out = np.zeros(shape, np.float32)
+    for grid, wv in ((old.mu_per_mm, old.world_from_voxel), (mu, w)):
+        o = np.round((wv[:3, 3] - lo) / voxel).astype(int)
+        out[o[0]:o[0] + grid.shape[0], o[1]:o[1] + grid.shape[1], o[2]:o[2] + grid.shape[2]] += grid
+    merged_w = w.copy()
+    merged_w[:3, 3] = lo
+    return contrast_mod.ContrastField(out, merged_w, old.total_ml + volume_ml, old.compartments + [compartment])
+
+
+def _list(v) -> list[float]:
+    return [round(float(x), 3) for x in v]
+
+
+def open_simulation(scenario_ref: str, record_path=None, image_size_px: int = 512) -> Simulation:
+    """A simulation of a scenario file or built-in scenario name."""
+    from simulator.scenario.loader import load_scenario
+
+    return Simulation(load_scenario(scenario_ref), record_path=record_path, image_size_px=image_size_px)
+
+
+__all__ = ["Simulation", "open_simulation", "SpineSimError", "CommandRefused"]
