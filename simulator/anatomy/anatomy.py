@@ -159,7 +159,12 @@ class Anatomy:
             m = structure_mesh(self.phantom, s.name, voxel_mm=0.8 if s.group == "bone" else 1.0, clip=clip)
             if m is not None:
                 out[s.name] = m
-        skin = skin_mesh(self.phantom, clip, voxel_mm=2.0)
+        # the skin is drawn well beyond the modelled region so the patient reads as a body on the table
+        body = self.phantom.bounds_mm()
+        display = np.stack([body[0] - [0.0, 0.0, 220.0], body[1] + [0.0, 0.0, 260.0]])
+        display[0, 2] = min(display[0, 2], clip[0, 2] - 220.0)
+        display[1, 2] = max(display[1, 2], clip[1, 2] + 260.0)
+        skin = skin_mesh(self.phantom, display, voxel_mm=3.0)
         if skin is not None:
             out["skin"] = skin
         return out

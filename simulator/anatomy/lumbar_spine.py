@@ -85,9 +85,19 @@ class Segment:
         slope = np.radians(14.0)  # lumbar spinous processes run back and a little down
         return base, np.array([0.0, -np.cos(slope), -np.sin(slope)])
 
-    def spinous_tip_local(self) -> np.ndarray:
+    def spinous_knob_local(self) -> tuple[np.ndarray, np.ndarray]:
+        """Centre and radii (body frame) of the thickened tip of the spinous process: it sits a
+        little below the process's axis, the hatchet's thick posterior end."""
         base, axis = self.spinous_axis_local()
-        return base + axis * (self.dims.spinous_length_mm + 3.5)
+        down = np.cross([1.0, 0.0, 0.0], axis)  # perpendicular to the axis, pointing caudally
+        down = down / np.linalg.norm(down)
+        centre = base + axis * (self.dims.spinous_length_mm - 2.5) + down * (0.1 * self.dims.spinous_height_mm)
+        return centre, np.array([4.8, 4.0, 0.5 * self.dims.spinous_height_mm])
+
+    def spinous_tip_local(self) -> np.ndarray:
+        """The most posterior point of the spinous process (what a finger feels)."""
+        centre, radii = self.spinous_knob_local()
+        return centre - np.array([0.0, radii[1], 0.0])
 
 
 @dataclass(frozen=True)
@@ -278,9 +288,14 @@ def posterior_elements_local(q: np.ndarray, seg: Segment) -> list[np.ndarray]:
     local = (q - base) @ axes.T  # (along the process, cranial, lateral)
     along = np.clip(local[..., 0] / length, 0.0, 1.0)
     d_length = np.abs(local[..., 0] - 0.5 * length) - 0.5 * length
-    d_height = np.abs(local[..., 1]) - 0.5 * d.spinous_height_mm * (0.8 + 0.2 * along)
+    # upper border straight, lower border dropping towards the thick posterior end (a hatchet)
+    half_h = 0.5 * d.spinous_height_mm
+    upper = 0.8 * half_h
+    lower = -0.8 * half_h - 0.45 * half_h * along
+    d_height = np.maximum(local[..., 1] - upper, lower - local[..., 1])
     parts.append(sdf.extrude(np.maximum(d_length, d_height), local[..., 2], 2.6 + 1.6 * along, 2.0))
-    parts.append(sdf.ellipsoid(q, base + axis * (length - 2.5), (4.8, 4.0, 0.46 * d.spinous_height_mm)))
+    knob_centre, knob_radii = seg.spinous_knob_local()
+    parts.append(sdf.ellipsoid(q, knob_centre, knob_radii))
     return parts
 
 

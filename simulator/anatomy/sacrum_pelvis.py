@@ -207,7 +207,12 @@ def ilium_field(ilium: IliumShape, sacrum_world_field, frame: SacralFrame, shape
         thickness = ilium.thickness_mm * np.clip(lateral_mm / 22.0, 0.0, 1.0)
         wing = np.abs(ell + 0.5 * thickness) - 0.5 * thickness
         crest_z = ilium.crest_z(y)
-        bounds = np.maximum.reduce([-lateral_mm, z - crest_z, -60.0 - z, y - 70.0])
+        # the wing narrows downwards like a fan: its front edge recedes towards the acetabulum and
+        # its back edge towards the greater sciatic notch
+        below_top = np.maximum(ilium.crest_top_z_mm - z, 0.0)
+        front_edge = 70.0 - 0.55 * below_top
+        back_edge = -60.0 + 0.45 * np.maximum(below_top - 40.0, 0.0)
+        bounds = np.maximum.reduce([-lateral_mm, z - crest_z, -60.0 - z, y - front_edge, back_edge - y])
         wing = sdf.smooth_max(wing, bounds, 3.0)
         rim = np.hypot(ell + 0.5 * ilium.thickness_mm, z - crest_z + 4.0) - 5.0
         rim = np.maximum(rim, np.maximum(-lateral_mm - 8.0, y - 70.0))

@@ -92,6 +92,7 @@ class Simulation:
         self.palpations: list[PalpationFinding] = []
         self.lor_trace: list[tuple[float, float]] = []  # (depth mm, pressure mmHg)
         self.finished = False
+        self._closed = False
         self.scorecard: Scorecard | None = None
         self._subscribers: list[Callable[[Event], None]] = []
         self._metrics = standard_metrics()
@@ -138,6 +139,8 @@ class Simulation:
         return {m.id: m.value() for m in self._metrics}
 
     def close(self) -> None:
+        """End the attempt's recording; later commands are refused."""
+        self._closed = True
         if self._writer is not None:
             self._writer.close()
 
@@ -153,6 +156,8 @@ class Simulation:
         name = command.command
         if self.finished:
             raise CommandRefused("the attempt is finished")
+        if self._closed:
+            raise CommandRefused("the attempt is closed")
         if t_s is None:
             t_s = self.t_s + NOMINAL_SECONDS[name]
         if not np.isfinite(t_s) or t_s < self.t_s - 1e-9:

@@ -1,0 +1,108 @@
+"""Starting the desktop app: load the scenario, build the patient off the GUI thread, open the window."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from PyQt6.QtCore import QObject, QThread, pyqtSignal
+from PyQt6.QtWidgets import QApplication, QMessageBox, QProgressDialog
+
+from simulator.errors import SpineSimError
+from simulator.paths import data_dir
+
+
+class _Loader(QObject):
+    """Builds the anatomy and its meshes (the slow part of a first start) in a worker thread."""
+
+    finished = pyqtSignal(object)
+    failed = pyqtSignal(str)
+
+    def __init__(self, loaded):
+        super().__init__()
+        self.loaded = loaded
+
+    def run(self):
+        try:
+            from simulator.anatomy.anatomy import build_anatomy
+
+            sc = self.loaded.scenario
+            anatomy = build_anatomy(sc.patient.parameters(), voxel_mm=sc.anatomy.voxel_mm, levels=sc.anatomy.levels)
+            anatomy.meshes()
+            anatomy.mu_volume()
+            anatomy.landmarks
+        except SpineSimError as err:
+            self.failed.emit(str(err))
+        except Exception as err:  # noqa: BLE001 - shown to the user as a message
+            self.failed.emit(f"{err.__class__.__name__}: {err}")
+        else:
+            self.finished.emit(anatomy)
+
+
+def default_record_path(scenario_id: str) -> Path:
+    """Where the app keeps an attempt record: the user data folder, one file per attempt."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return data_dir() / "attempts" / f"{stamp}_{scenario_id}.jsonl"
+
+
+def create_window(scenario_ref: str | None = None, anatomy=None, record_path=None, image_size_px: int = 512):
+    """Build the training window synchronously (tests and scripts). Needs a QApplication."""
+    from simulator.app.main_window import MainWindow
+    from simulator.scenario.loader import DEFAULT_SCENARIO, load_scenario
+    from simulator.simulation.simulation import Simulation
+
+    loaded = load_scenario(scenario_ref or DEFAULT_SCENARIO)
+    path = record_path or default_record_path(loaded.scenario.id)
+    sim = Simulation(loaded, anatomy=anatomy, record_path=path, image_size_px=image_size_px)
+    return MainWindow(sim, record_path=str(path))
+
+
+def run_app(scenario_ref: str | None = None, record_path: str | None = None) -> int:
+    """Open the app on a scenario (default: the built-in lumbar interlaminar, L4-L5, fluoroscopy)."""
+    from simulator.scenario.loader import DEFAULT_SCENARIO, load_scenario
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("SpineSim")
+    try:
+        loaded = load_scenario(scenario_ref or DEFAULT_SCENARIO)
+    except SpineSimError as err:
+        QMessageBox.critical(None, "SpineSim", f"{err}\n\nStarting the default scenario instead.")
+        loaded = load_scenario(DEFAULT_SCENARIO)
+
+    progress = QProgressDialog("Building the patient (first start only; later starts use the cache)...",
+                               None, 0, 0)
+    progress.setWindowTitle("SpineSim")
+    progress.setMinimumDuration(300)
+    thread = QThread()
+    loader = _Loader(loaded)
+    loader.moveToThread(thread)
+    thread.started.connect(loader.run)
+    state = {}
+
+    def done(anatomy):
+        state["anatomy"] = anatomy
+        thread.quit()
+
+    def failed(message):
+        state["error"] = message
+        thread.quit()
+
+    loader.finished.connect(done)
+    loader.failed.connect(failed)
+    thread.finished.connect(progress.close)
+    thread.start()
+    progress.exec() if thread.isRunning() else None
+    thread.wait()
+    if "error" in state:
+        QMessageBox.critical(None, "SpineSim", f"The patient could not be built: {state['error']}")
+        return 2
+    from simulator.app.main_window import MainWindow
+    from simulator.simulation.simulation import Simulation
+
+    path = Path(record_path) if record_path else default_record_path(loaded.scenario.id)
+    sim = Simulation(loaded, anatomy=state["anatomy"], record_path=path)
+    window = MainWindow(sim, record_path=str(path))
+    window.show()
+    window.plotter.render()
+    return app.exec()

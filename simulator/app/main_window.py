@@ -1,0 +1,472 @@
+"""The training window: 3D view, X-ray monitor (or the hands panel in landmark mode), controls.
+
+Every button and key sends a command to the one :class:`~simulator.simulation.Simulation`; the
+window only shows what the simulation's events say. The command's time is the wall-clock time
+since the attempt started.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from PyQt6.QtCore import QObject, QRunnable, Qt, QThreadPool, pyqtSignal
+from PyQt6.QtGui import QAction, QKeySequence, QShortcut
+from PyQt6.QtWidgets import (QButtonGroup, QDialog, QDialogButtonBox, QDoubleSpinBox, QGridLayout,
+                             QGroupBox, QHBoxLayout, QLabel, QListWidget, QMainWindow, QMessageBox,
+                             QPushButton, QRadioButton, QSplitter, QTextBrowser, QVBoxLayout, QWidget)
+from pyvistaqt import QtInteractor
+
+from simulator.errors import SpineSimError
+from simulator.protocol import commands as cmd
+from simulator.protocol.events import Event
+from simulator.scene.scene import SpineScene
+
+SHORTCUTS = [
+    ("Right-click on the skin", "choose the entry point (or palpate, in palpation mode)"),
+    ("Up / W", "advance 1 mm  (Shift: 5 mm, Alt: 0.5 mm)"),
+    ("Down / S", "withdraw 1 mm  (Shift: 5 mm)"),
+    ("Ctrl + arrows", "redirect the needle 2 degrees (cranial, caudal, left, right)"),
+    ("L", "press the loss-of-resistance syringe (saline); Shift+L: air"),
+    ("C", "inject 0.5 mL of contrast"),
+    ("F or Space", "take an X-ray image (fluoroscopy)"),
+    ("1 / 2 / 3", "C-arm presets: AP, lateral, contralateral oblique 50 degrees"),
+    ("[ and ]", "C-arm oblique -/+ 5 degrees"),
+    ("PgUp / PgDn", "C-arm tilt towards the head / feet 2 degrees"),
+    ("V", "show / hide the spine inside the skin (where the scenario allows)"),
+    ("P", "switch right-click between choosing the entry and palpating"),
+    ("Ctrl+Enter or F10", "finish the attempt and see the debrief"),
+    ("F1", "this help"),
+]
+
+
+class _Signals(QObject):
+    done = pyqtSignal(object)
+    failed = pyqtSignal(str)
+
+
+class _CommandJob(QRunnable):
+    """Runs a slow command (an X-ray at a new C-arm pose) off the GUI thread."""
+
+    def __init__(self, sim, command, t_s):
+        super().__init__()
+        self.sim, self.command, self.t_s = sim, command, t_s
+        self.signals = _Signals()
+
+    def run(self):
+        try:
+            events = self.sim.apply(self.command, self.t_s)
+        except SpineSimError as err:
+            self.signals.failed.emit(str(err))
+        except Exception as err:  # noqa: BLE001 - reported to the user, never a crash
+            self.signals.failed.emit(f"{err.__class__.__name__}: {err}")
+        else:
+            self.signals.done.emit(events)
+
+
+class MainWindow(QMainWindow):
+    """The trainee's window for one attempt.
+
+    The window follows the simulation's events, whoever sends the commands (the trainee, a script,
+    a replay); events from a worker thread reach the widgets through a queued signal.
+
+    Parameters
+    ----------
+    sim : Simulation
+    record_path : str, optional
+        Where the attempt record is being written (shown in the debrief).
+    """
+
+    event_received = pyqtSignal(object)
+
+    def __init__(self, sim, record_path: str | None = None):
+        super().__init__()
+        self.sim = sim
+        self.record_path = record_path
+        self._t0 = time.monotonic()
+        self._busy = False
+        self._palpate_mode = sim.guidance == "landmark"
+        self.debrief_dialog: QDialog | None = None
+        sc = sim.scenario
+        self.setWindowTitle(f"SpineSim - {sc.title}")
+        self.resize(1500, 900)
+
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.plotter = QtInteractor(splitter, auto_update=False)
+        self.plotter.setObjectName("view3d")
+        splitter.addWidget(self.plotter)
+        right = QWidget()
+        right_layout = QVBoxLayout(right)
+        splitter.addWidget(right)
+        splitter.setSizes([820, 680])
+        self.setCentralWidget(splitter)
+
+        brief = QLabel(f"<b>{sc.title}</b><br>{sc.brief}")
+        brief.setWordWrap(True)
+        right_layout.addWidget(brief)
+
+        from simulator.app.widgets import QtPressureTrace, QtXRayMonitor
+
+        self.monitor = QtXRayMonitor()
+        if sim.guidance == "fluoroscopy":
+            right_layout.addWidget(self.monitor, stretch=3)
+            right_layout.addWidget(self._carm_panel())
+        else:
+            self.monitor.hide()
+            note = QLabel("<b>Landmark technique</b>: no X-ray. Palpate (right-click on the skin in "
+                          "palpation mode), choose the entry, and find the epidural space by loss of "
+                          "resistance.")
+            note.setWordWrap(True)
+            right_layout.addWidget(note)
+        self.trace = QtPressureTrace()
+        right_layout.addWidget(self.trace, stretch=1)
+        right_layout.addWidget(self._needle_panel())
+        self.log = QListWidget()
+        self.log.setObjectName("event_log")
+        right_layout.addWidget(self.log, stretch=2)
+
+        self.scene = SpineScene(self.plotter, sim)
+        self.plotter.enable_surface_point_picking(callback=self._on_pick, show_message=False,
+                                                  show_point=False, left_clicking=False)
+        self.event_received.connect(self._on_event)
+        sim.subscribe(self.event_received.emit)
+        self._install_shortcuts()
+        self._build_menu()
+        self._update_status()
+        self.plotter.render()
+
+    # ------------------------------------------------------------------------- panels
+    def _carm_panel(self) -> QGroupBox:
+        box = QGroupBox("C-arm")
+        grid = QGridLayout(box)
+        self.oblique = QDoubleSpinBox()
+        self.oblique.setObjectName("oblique_deg")
+        self.oblique.setRange(-100.0, 100.0)
+        self.oblique.setSingleStep(5.0)
+        self.oblique.setSuffix(" deg (+ detector to patient's left)")
+        self.tilt = QDoubleSpinBox()
+        self.tilt.setObjectName("tilt_deg")
+        self.tilt.setRange(-45.0, 45.0)
+        self.tilt.setSingleStep(2.0)
+        self.tilt.setSuffix(" deg (+ detector to head)")
+        grid.addWidget(QLabel("Oblique"), 0, 0)
+        grid.addWidget(self.oblique, 0, 1, 1, 3)
+        grid.addWidget(QLabel("Tilt"), 1, 0)
+        grid.addWidget(self.tilt, 1, 1, 1, 3)
+        self.oblique.editingFinished.connect(self._send_carm)
+        self.tilt.editingFinished.connect(self._send_carm)
+        for col, (label, ob) in enumerate((("AP", 0.0), ("Lateral", 90.0), ("CLO 50", 50.0))):
+            b = QPushButton(label)
+            b.clicked.connect(lambda _=False, o=ob: self.set_carm(o, self.tilt.value()))
+            grid.addWidget(b, 2, col)
+        shoot = QPushButton("Take X-ray (F)")
+        shoot.setObjectName("take_xray")
+        shoot.clicked.connect(self.take_image)
+        grid.addWidget(shoot, 2, 3)
+        return box
+
+    def _needle_panel(self) -> QGroupBox:
+        box = QGroupBox(f"Needle: {self.sim.needle.spec.name}")
+        grid = QGridLayout(box)
+        self.depth_label = QLabel()
+        self.depth_label.setObjectName("depth")
+        self.hub_label = QLabel("Hub: dry")
+        self.hub_label.setObjectName("hub")
+        grid.addWidget(self.depth_label, 0, 0, 1, 2)
+        grid.addWidget(self.hub_label, 0, 2, 1, 2)
+        buttons = [
+            ("Advance 1 mm", lambda: self.advance(1.0)), ("Advance 5 mm", lambda: self.advance(5.0)),
+            ("Withdraw 1 mm", lambda: self.withdraw(1.0)), ("Withdraw 5 mm", lambda: self.withdraw(5.0)),
+            ("LOR: saline (L)", lambda: self.execute(cmd.TestLossOfResistance(medium="saline"))),
+            ("LOR: air", lambda: self.execute(cmd.TestLossOfResistance(medium="air"))),
+            ("Contrast 0.5 mL (C)", lambda: self.inject(0.5)),
+            ("Finish (F10)", self.finish),
+        ]
+        for i, (label, fn) in enumerate(buttons):
+            b = QPushButton(label)
+            b.clicked.connect(lambda _=False, f=fn: f())
+            grid.addWidget(b, 1 + i // 4, i % 4)
+        mode_row = QHBoxLayout()
+        self.entry_radio = QRadioButton("Right-click: choose entry")
+        self.palpate_radio = QRadioButton("Right-click: palpate (P)")
+        group = QButtonGroup(box)
+        group.addButton(self.entry_radio)
+        group.addButton(self.palpate_radio)
+        (self.palpate_radio if self._palpate_mode else self.entry_radio).setChecked(True)
+        self.palpate_radio.toggled.connect(self._set_palpate_mode)
+        mode_row.addWidget(self.entry_radio)
+        mode_row.addWidget(self.palpate_radio)
+        if self.sim.guidance == "fluoroscopy" and self.sim.scenario.view.allow_spine_toggle:
+            self.spine_button = QPushButton("Show spine (V)")
+            self.spine_button.setCheckable(True)
+            self.spine_button.toggled.connect(lambda on: self.execute(cmd.SetSpineVisible(visible=on)))
+            mode_row.addWidget(self.spine_button)
+        grid.addLayout(mode_row, 3, 0, 1, 4)
+        return box
+
+    def _build_menu(self) -> None:
+        help_menu = self.menuBar().addMenu("&Help")
+        shortcuts = QAction("Keyboard shortcuts", self)
+        shortcuts.setShortcut(QKeySequence("F1"))
+        shortcuts.triggered.connect(self.show_help)
+        help_menu.addAction(shortcuts)
+        about = QAction("About SpineSim", self)
+        about.triggered.connect(lambda: QMessageBox.about(
+            self, "About SpineSim", "SpineSim: a simulator for image-guided and landmark spinal injections.\n\n"
+            "For training only; not for clinical use. GPL-3.0-or-later."))
+        help_menu.addAction(about)
+
+    def _install_shortcuts(self) -> None:
+        keys = {
+            "Up": lambda: self.advance(1.0), "W": lambda: self.advance(1.0),
+            "Shift+Up": lambda: self.advance(5.0), "Shift+W": lambda: self.advance(5.0),
+            "Alt+Up": lambda: self.advance(0.5),
+            "Down": lambda: self.withdraw(1.0), "S": lambda: self.withdraw(1.0),
+            "Shift+Down": lambda: self.withdraw(5.0), "Shift+S": lambda: self.withdraw(5.0),
+            "Ctrl+Up": lambda: self.execute(cmd.Redirect(cranial_deg=2.0)),
+            "Ctrl+Down": lambda: self.execute(cmd.Redirect(cranial_deg=-2.0)),
+            "Ctrl+Left": lambda: self.execute(cmd.Redirect(right_deg=-2.0)),
+            "Ctrl+Right": lambda: self.execute(cmd.Redirect(right_deg=2.0)),
+            "L": lambda: self.execute(cmd.TestLossOfResistance(medium="saline")),
+            "Shift+L": lambda: self.execute(cmd.TestLossOfResistance(medium="air")),
+            "C": lambda: self.inject(0.5),
+            "F": self.take_image, "Space": self.take_image,
+            "1": lambda: self.set_carm(0.0, self.sim.carm_pose.tilt_deg),
+            "2": lambda: self.set_carm(90.0, self.sim.carm_pose.tilt_deg),
+            "3": lambda: self.set_carm(50.0, self.sim.carm_pose.tilt_deg),
+            "[": lambda: self.set_carm(self.sim.carm_pose.oblique_deg - 5.0, self.sim.carm_pose.tilt_deg),
+            "]": lambda: self.set_carm(self.sim.carm_pose.oblique_deg + 5.0, self.sim.carm_pose.tilt_deg),
+            "PgUp": lambda: self.set_carm(self.sim.carm_pose.oblique_deg, self.sim.carm_pose.tilt_deg + 2.0),
+            "PgDown": lambda: self.set_carm(self.sim.carm_pose.oblique_deg, self.sim.carm_pose.tilt_deg - 2.0),
+            "V": self.toggle_spine,
+            "P": lambda: (self.entry_radio if self._palpate_mode else self.palpate_radio).setChecked(True),
+            "Ctrl+Return": self.finish, "Ctrl+Enter": self.finish, "F10": self.finish,
+        }
+        self._shortcuts = []
+        for key, fn in keys.items():
+            sc = QShortcut(QKeySequence(key), self)
+            sc.setContext(Qt.ShortcutContext.WindowShortcut)
+            sc.activated.connect(fn)
+            self._shortcuts.append(sc)
+
+    # ------------------------------------------------------------------------- commands
+    def elapsed_s(self) -> float:
+        return max(self.sim.t_s, time.monotonic() - self._t0)
+
+    def execute(self, command) -> bool:
+        """Send one command; a refusal is shown, never raised."""
+        if self._busy:
+            self.statusBar().showMessage("Busy: the image is being taken", 2000)
+            return False
+        if self.sim.finished:
+            return False
+        try:
+            self.sim.apply(command, self.elapsed_s())
+        except SpineSimError as err:
+            self.statusBar().showMessage(str(err), 6000)
+            self._log(f"Not possible: {err}")
+            return False
+        return True
+
+    def advance(self, mm: float) -> None:
+        self.execute(cmd.Advance(distance_mm=mm))
+
+    def withdraw(self, mm: float) -> None:
+        self.execute(cmd.Withdraw(distance_mm=mm))
+
+    def inject(self, ml: float) -> None:
+        self.execute(cmd.InjectContrast(volume_ml=ml))
+
+    def set_carm(self, oblique_deg: float, tilt_deg: float) -> None:
+        if self.sim.guidance != "fluoroscopy":
+            return
+        oblique_deg = float(np.clip(oblique_deg, -100.0, 100.0))
+        tilt_deg = float(np.clip(tilt_deg, -45.0, 45.0))
+        self.execute(cmd.MoveCArm(oblique_deg=oblique_deg, tilt_deg=tilt_deg))
+
+    def _send_carm(self) -> None:
+        self.set_carm(self.oblique.value(), self.tilt.value())
+
+    def take_image(self, wait: bool = False) -> None:
+        """Take an X-ray at the current pose (off the GUI thread; ``wait`` blocks, for tests)."""
+        if self.sim.guidance != "fluoroscopy" or self._busy or self.sim.finished:
+            if self.sim.guidance != "fluoroscopy":
+                self.statusBar().showMessage("No imaging in landmark mode", 3000)
+            return
+        self._busy = True
+        self.statusBar().showMessage("X-ray...")
+        job = _CommandJob(self.sim, cmd.AcquireImage(), self.elapsed_s())
+        job.signals.done.connect(self._on_image_done)
+        job.signals.failed.connect(self._on_job_failed)
+        if wait:
+            job.setAutoDelete(False)
+            job.run()
+        else:
+            QThreadPool.globalInstance().start(job)
+
+    def _on_image_done(self, events) -> None:
+        self._busy = False
+        self.statusBar().clearMessage()
+        self._update_status()
+
+    def _on_job_failed(self, message: str) -> None:
+        self._busy = False
+        self.statusBar().showMessage(message, 6000)
+        self._log(f"Not possible: {message}")
+
+    def toggle_spine(self) -> None:
+        if hasattr(self, "spine_button"):
+            self.spine_button.toggle()
+        else:
+            self.execute(cmd.SetSpineVisible(visible=not self.sim.spine_visible))
+
+    def _set_palpate_mode(self, on: bool) -> None:
+        self._palpate_mode = on
+
+    def _on_pick(self, point) -> None:
+        """Right-click on the skin: choose the entry, or palpate."""
+        if point is None:
+            return
+        p = tuple(float(v) for v in point)
+        if self._palpate_mode:
+            self.execute(cmd.Palpate(point_mm=p))
+        else:
+            self.execute(cmd.SetEntry(point_mm=p))
+
+    def finish(self) -> None:
+        if self.sim.finished:
+            return
+        if self.execute(cmd.Finish()):
+            self.show_debrief()
+
+    # ------------------------------------------------------------------------- events
+    def _on_event(self, event: Event) -> None:
+        text = describe_event(event)
+        if text:
+            self._log(text)
+        kind = event.kind
+        if kind in ("entry_set", "needle_advanced", "needle_withdrawn", "needle_redirected"):
+            self.scene.update_needle()
+        elif kind == "carm_moved":
+            for box, value in ((self.oblique, event.data["oblique_deg"]), (self.tilt, event.data["tilt_deg"])):
+                box.blockSignals(True)
+                box.setValue(float(value))
+                box.blockSignals(False)
+            self.scene.update_carm()
+        elif kind == "image_acquired":
+            image = self.sim.images[event.data["index"]]
+            self.monitor.show_image(image.display, f"#{event.data['index'] + 1}  oblique "
+                                                   f"{image.pose.oblique_deg:+.0f}  tilt {image.pose.tilt_deg:+.0f}")
+        if kind == "palpated":
+            self.scene.add_palpation_marker(event.data["point_mm"], event.data["finding"])
+        elif kind == "spine_visibility_changed":
+            self.scene.set_spine_visible(event.data["visible"])
+        elif kind == "csf_in_hub":
+            self.hub_label.setText("Hub: <b style='color:#60b0ff'>clear fluid (CSF)!</b>")
+        elif kind == "loss_of_resistance_tested":
+            self.trace.set_readings(self.sim.lor_trace)
+        self._update_status()
+        self.plotter.render()
+
+    def _log(self, text: str) -> None:
+        self.log.addItem(f"{self.elapsed_s():6.1f} s  {text}")
+        self.log.scrollToBottom()
+
+    def _update_status(self) -> None:
+        n = self.sim.needle
+        if n.inserted:
+            marks = int(n.depth_mm // max(n.spec.depth_mark_interval_mm, 1.0))
+            self.depth_label.setText(f"Depth <b>{n.depth_mm:.1f} mm</b> ({marks} cm marks in)")
+        else:
+            self.depth_label.setText("No entry point yet: right-click on the skin")
+        m = self.sim.metrics()
+        self.statusBar().showMessage(
+            f"Time {self.elapsed_s():.0f} s   Images {int(m['images'])}   Passes {int(m['needle_passes'])}   "
+            f"Contrast {m['contrast_ml']:.1f} mL")
+
+    def show_help(self) -> None:
+        rows = "".join(f"<tr><td><b>{k}</b></td><td>{v}</td></tr>" for k, v in SHORTCUTS)
+        QMessageBox.information(self, "Keyboard shortcuts", f"<table>{rows}</table>")
+
+    def show_debrief(self) -> None:
+        """The debrief: outcome, score and feedback, with the spine revealed in 3D."""
+        card = self.sim.scorecard
+        self.scene.reveal(self.sim.scenario.target_level)
+        self.scene.close_up_camera()
+        self.plotter.render()
+        dlg = QDialog(self)
+        dlg.setObjectName("debrief")
+        dlg.setWindowTitle("Debrief")
+        layout = QVBoxLayout(dlg)
+        text = QTextBrowser()
+        text.setObjectName("debrief_text")
+        text.setHtml(debrief_html(card, self.sim, self.record_path))
+        layout.addWidget(text)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(dlg.close)
+        layout.addWidget(buttons)
+        dlg.resize(560, 560)
+        dlg.setModal(False)
+        dlg.show()
+        self.debrief_dialog = dlg
+
+    def closeEvent(self, event):  # noqa: N802 (Qt name)
+        self.sim.close()
+        self.plotter.close()
+        super().closeEvent(event)
+
+
+def describe_event(event: Event) -> str | None:
+    """What the trainee is told about an event (what the hands feel, never the hidden tissue)."""
+    d = event.data
+    k = event.kind
+    if k == "entry_set":
+        return "Needle tip placed on the skin."
+    if k == "tissue_entered":
+        return f"At {d['depth_mm']:.0f} mm: {d['feel']}."
+    if k == "pop_felt":
+        return "A pop."
+    if k == "bone_contacted":
+        return f"Bone! The needle stops at {d['depth_mm']:.0f} mm."
+    if k == "needle_length_exhausted":
+        return "The hub is at the skin: the needle is all the way in."
+    if k == "loss_of_resistance_tested":
+        return f"Syringe ({d['medium']}): {d['pressure_mmhg']:.0f} mmHg, {d['feel']}."
+    if k == "loss_of_resistance":
+        return "Loss of resistance: the plunger gives."
+    if k == "csf_in_hub":
+        return "Clear fluid drips from the hub."
+    if k == "image_acquired":
+        return f"X-ray #{d['index'] + 1} (oblique {d['oblique_deg']:+.0f}, tilt {d['tilt_deg']:+.0f})."
+    if k == "contrast_injected":
+        return f"Injected {d['volume_ml']:.1f} mL of contrast ({d['total_ml']:.1f} mL in all)."
+    if k == "palpated":
+        if d["depth_mm"] is None:
+            return "Palpation: soft tissue, no bone within reach."
+        clarity = "clearly" if d["clearly"] else "vaguely"
+        return f"Palpation: {d['finding']} felt {clarity}, about {d['depth_mm']:.0f} mm deep."
+    if k == "needle_redirected":
+        return f"Needle redirected by {d['angle_deg']:.0f} degrees."
+    if k == "attempt_finished":
+        return "Attempt finished."
+    return None
+
+
+def debrief_html(card, sim, record_path: str | None) -> str:
+    p = card.placement
+    verdict = "<span style='color:#1a7f37'>PASS</span>" if card.passed else "<span style='color:#b3261e'>FAIL</span>"
+    parts = "".join(f"<li>{k}: {v:.0f}</li>" for k, v in card.parts.items())
+    feedback = "".join(f"<li>{line}</li>" for line in card.feedback)
+    m = card.metrics
+    record = f"<p><small>Attempt record: {record_path}</small></p>" if record_path else ""
+    return (f"<h2>{verdict} &nbsp; {card.score:.0f} / 100</h2>"
+            f"<p><b>Where the tip ended:</b> {p.description} ({p.tissue.replace('_', ' ')}, "
+            f"{p.interspace or '-'}; target {sim.scenario.target_level}).</p>"
+            f"<ul>{parts}</ul><h3>Feedback</h3><ul>{feedback}</ul>"
+            f"<h3>Technique</h3><ul><li>Time: {m['time_s']:.0f} s</li>"
+            f"<li>Needle passes: {int(m['needle_passes'])}, redirections: {int(m['redirections'])}</li>"
+            f"<li>Images: {int(m['images'])}</li><li>Bone contacts: {int(m['bone_contacts'])}</li>"
+            f"<li>Loss-of-resistance tests: {int(m['lor_tests'])}</li>"
+            f"<li>Contrast: {m['contrast_ml']:.1f} mL</li></ul>"
+            "<p>The 3D view now shows the spine, the needle's path (magenta) and the target zone "
+            "(green: posterior epidural fat at the target level).</p>" + record)

@@ -1,0 +1,195 @@
+"""The 3D scene of an attempt (pyvista, no Qt): patient on the table, C-arm, needle.
+
+:class:`SpineScene` builds its actors in any pyvista ``Plotter`` (an off-screen one for images and
+tests, a ``QtInteractor`` in the app) and updates them from the simulation's state. It never sends
+commands; the app does.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyvista as pv
+
+from simulator.anatomy.meshes import Mesh
+from simulator.anatomy.tissues import tissue_table
+from simulator.imaging.carm import projection_for
+
+#: Colours of the structure groups (colour-blind safe: danger structures differ in lightness and
+#: hue from the target, never only red/green).
+GROUP_COLOURS = {
+    "bone": (236, 228, 208),
+    "disc": (150, 200, 190),
+    "ligament": (240, 205, 60),
+    "neural": (110, 160, 235),
+    "joint": (120, 200, 255),
+}
+SKIN_COLOUR = (222, 178, 150)
+NEEDLE_COLOUR = (60, 60, 70)
+PATH_COLOUR = (230, 80, 200)
+
+
+def _polydata(mesh: Mesh) -> pv.PolyData:
+    faces = np.hstack([np.full((len(mesh.faces), 1), 3, np.int64), mesh.faces.astype(np.int64)]).ravel()
+    return pv.PolyData(mesh.vertices_mm.astype(np.float64), faces)
+
+
+class SpineScene:
+    """Actors for one simulation in one plotter.
+
+    Parameters
+    ----------
+    plotter : pyvista.Plotter
+    sim : Simulation
+    """
+
+    def __init__(self, plotter: pv.Plotter, sim):
+        self.plotter = plotter
+        self.sim = sim
+        self.meshes = sim.anatomy.meshes()
+        self._structure_actors: dict[str, object] = {}
+        self._needle_actor = None
+        self._path_actor = None
+        self._entry_actor = None
+        self._carm_actors: list = []
+        self._marker_actors: list = []
+        self._target_actor = None
+        self.skin_polydata: pv.PolyData | None = None
+        self._build()
+
+    # -------------------------------------------------------------------- building
+    def _build(self) -> None:
+        pl = self.plotter
+        pl.set_background((32, 36, 44), top=(78, 88, 104))
+        grid = self.sim.anatomy.grid
+        lo, hi = grid.lo_mm, grid.hi_mm
+        # table: under the patient's front (the patient lies prone)
+        table = pv.Box(bounds=(lo[0] - 120.0, hi[0] + 120.0, hi[1] - 5.0, hi[1] + 35.0, lo[2] - 700.0, hi[2] + 800.0))
+        pl.add_mesh(table, color=(70, 76, 86), pickable=False, name="table")
+        for name, mesh in self.meshes.items():
+            if name == "skin":
+                continue
+            colour = GROUP_COLOURS.get(mesh.group, (200, 200, 200))
+            actor = pl.add_mesh(_polydata(mesh), color=colour, smooth_shading=True, pickable=False,
+                                name=f"structure:{name}", specular=0.2 if mesh.group == "bone" else 0.05)
+            actor.SetVisibility(False)
+            self._structure_actors[name] = actor
+        if "skin" in self.meshes:
+            self.skin_polydata = _polydata(self.meshes["skin"])
+            self._skin_actor = pl.add_mesh(self.skin_polydata, color=SKIN_COLOUR, smooth_shading=True,
+                                           pickable=True, name="skin", specular=0.1)
+        self.update_needle()
+        if self.sim.guidance == "fluoroscopy":
+            self.update_carm()
+        self.reset_camera()
+
+    def reset_camera(self) -> None:
+        """The operator's view: standing at the patient's left, looking at the back."""
+        centre = np.asarray(self.sim.carm_pose.isocentre_mm, float)
+        pos = centre + np.array([-900.0, -950.0, -380.0])
+        self.plotter.camera_position = [tuple(pos), tuple(centre), (0.0, -1.0, 0.0)]
+        self.plotter.camera.view_angle = 30.0
+
+    def close_up_camera(self) -> None:
+        """A close view of the spine at the target, from behind and to the left (debrief)."""
+        centre = np.asarray(self.sim.carm_pose.isocentre_mm, float)
+        pos = centre + np.array([-170.0, -230.0, -60.0])
+        self.plotter.camera_position = [tuple(pos), tuple(centre), (0.0, -1.0, 0.0)]
+        self.plotter.camera.view_angle = 30.0
+
+    # -------------------------------------------------------------------- updates
+    def set_spine_visible(self, visible: bool) -> None:
+        """See-through skin with the spine inside (or opaque skin)."""
+        for name, actor in self._structure_actors.items():
+            group = self.meshes[name].group
+            actor.SetVisibility(visible and group in ("bone", "disc", "neural", "ligament"))
+        if hasattr(self, "_skin_actor"):
+            self._skin_actor.GetProperty().SetOpacity(0.22 if visible else 1.0)
+
+    def update_needle(self) -> None:
+        """Redraw the needle (shaft, hub) from the simulation's needle."""
+        pl = self.plotter
+        needle = self.sim.needle
+        if not needle.inserted:
+            for attr in ("_needle_actor", "_entry_actor"):
+                actor = getattr(self, attr)
+                if actor is not None:
+                    pl.remove_actor(actor)
+                    setattr(self, attr, None)
+            return
+        pts = needle.shaft_polyline()
+        tube = pv.lines_from_points(pts).tube(radius=max(needle.spec.radius_mm, 0.6), n_sides=12)
+        hub = pv.Cylinder(center=needle.hub_mm - needle.direction * 10.0, direction=needle.direction,
+                          radius=3.2, height=20.0)
+        combined = tube.merge(hub)
+        self._needle_actor = pl.add_mesh(combined, color=NEEDLE_COLOUR, specular=0.8, pickable=False,
+                                         name="needle", smooth_shading=True)
+        self._entry_actor = pl.add_mesh(pv.Sphere(radius=2.0, center=needle.entry_mm), color=(255, 120, 40),
+                                        pickable=False, name="entry")
+
+    def update_carm(self) -> None:
+        """Draw the C-arm at the simulation's pose: tube under the table, detector over the back."""
+        for actor in self._carm_actors:
+            self.plotter.remove_actor(actor)
+        self._carm_actors = []
+        if self.sim.guidance != "fluoroscopy":
+            return
+        proj = projection_for(self.sim.carm_pose, 16)
+        d = proj.detector_normal
+        source = proj.source_mm
+        detector = source + d * 1020.0
+        up = -proj.row_step_mm / np.linalg.norm(proj.row_step_mm)
+        right = np.cross(-d, up)
+        # the C: a semicircle from the tube to the detector, on the side away from the operator
+        radius = 0.5 * 1020.0
+        centre = 0.5 * (source + detector)
+        side = right
+        angles = np.linspace(-np.pi / 2, np.pi / 2, 40)
+        arc = centre + np.outer(np.sin(angles), d * radius) + np.outer(np.cos(angles), side * (radius * 0.95))
+        add = self.plotter.add_mesh
+        self._carm_actors.append(add(pv.Spline(arc, 80).tube(radius=28.0), color=(205, 210, 218),
+                                     pickable=False, name="carm_arc", specular=0.4))
+        self._carm_actors.append(add(pv.Cylinder(center=detector - d * 40.0, direction=d, radius=160.0,
+                                                 height=80.0), color=(225, 228, 235), pickable=False,
+                                     name="carm_detector"))
+        self._carm_actors.append(add(pv.Cylinder(center=source + d * 60.0, direction=d, radius=90.0,
+                                                 height=180.0), color=(190, 196, 206), pickable=False,
+                                     name="carm_source"))
+        beam = pv.Line(source, detector)
+        self._carm_actors.append(add(beam, color=(255, 240, 120), line_width=1, opacity=0.35, pickable=False,
+                                     name="carm_beam"))
+
+    def add_palpation_marker(self, point_mm, finding: str) -> None:
+        colour = {"spinous process": (80, 170, 255), "iliac crest": (255, 170, 40),
+                  "sacrum": (200, 120, 255)}.get(finding, (200, 200, 200))
+        actor = self.plotter.add_mesh(pv.Sphere(radius=3.0, center=np.asarray(point_mm, float)), color=colour,
+                                      pickable=False, name=f"palpation:{len(self._marker_actors)}")
+        self._marker_actors.append(actor)
+
+    def reveal(self, target_interspace: str | None = None) -> None:
+        """The debrief view: spine revealed, needle path drawn, the target zone shown."""
+        self.set_spine_visible(True)
+        path = self.sim.tip_path
+        if len(path) >= 2:
+            line = pv.lines_from_points(np.asarray(path))
+            self._path_actor = self.plotter.add_mesh(line.tube(radius=0.7), color=PATH_COLOUR, pickable=False,
+                                                     name="needle_path")
+        if target_interspace:
+            self.show_target_zone(target_interspace)
+
+    def show_target_zone(self, interspace: str) -> None:
+        """The target zone (posterior epidural fat at the interspace) as a translucent cloud."""
+        anatomy = self.sim.anatomy
+        centre = anatomy.landmark(f"{interspace}.epidural_target")
+        half = np.array([12.0, 10.0, 14.0])
+        step = 0.8
+        axes = [np.arange(centre[i] - half[i], centre[i] + half[i], step) for i in range(3)]
+        grid = np.stack(np.meshgrid(*axes, indexing="ij"), -1)
+        labels = anatomy.tissue_at(grid.reshape(-1, 3)).reshape(grid.shape[:3])
+        epidural = (labels == tissue_table().id("epidural_fat")).astype(np.float32)
+        # keep the part behind the dural sac (posterior epidural space)
+        image = pv.ImageData(dimensions=epidural.shape, spacing=(step,) * 3, origin=tuple(a[0] for a in axes))
+        image.point_data["v"] = epidural.ravel(order="F")
+        surface = image.contour([0.5], scalars="v")
+        if surface.n_points:
+            self._target_actor = self.plotter.add_mesh(surface, color=(40, 220, 120), opacity=0.45,
+                                                       pickable=False, name="target_zone")

@@ -1,0 +1,141 @@
+"""The desktop app under a virtual display (Xvfb, started by pytest-xvfb): it opens, takes an image,
+and a trainee can drive a whole attempt by keyboard in both modes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("PyQt6")
+pytest.importorskip("pyvistaqt")
+
+from PyQt6.QtCore import Qt  # noqa: E402
+
+from simulator.anatomy.anatomy import build_anatomy  # noqa: E402
+from simulator.scenario.loader import load_scenario  # noqa: E402
+
+pytestmark = pytest.mark.gui
+
+FLUORO = "lumbar_interlaminar_l4l5_fluoroscopy"
+LANDMARK = "lumbar_interlaminar_l4l5_landmark"
+
+
+@pytest.fixture(scope="module")
+def gui_anatomy(tmp_path_factory, monkeypatch_module):
+    """A small region of the scenario's patient (both scenarios share patient seed 1)."""
+    monkeypatch_module.setenv("SPINESIM_CACHE_DIR", str(tmp_path_factory.mktemp("gui-cache")))
+    monkeypatch_module.setenv("SPINESIM_DATA_DIR", str(tmp_path_factory.mktemp("gui-data")))
+    patient = load_scenario(FLUORO).scenario.patient.parameters()
+    return build_anatomy(patient, voxel_mm=2.0, levels=("L3", "S1"))
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    mp = pytest.MonkeyPatch()
+    yield mp
+    mp.undo()
+
+
+@pytest.fixture
+def make_window(qtbot, gui_anatomy, tmp_path):
+    from simulator.app.main import create_window
+
+    def factory(scenario):
+        window = create_window(scenario, anatomy=gui_anatomy, record_path=tmp_path / "attempt.jsonl",
+                               image_size_px=128)
+        qtbot.addWidget(window)
+        window.show()
+        qtbot.waitExposed(window)
+        # keyboard shortcuts go to the active window (there is no window manager under Xvfb)
+        window.activateWindow()
+        qtbot.waitUntil(window.isActiveWindow, timeout=5_000)
+        window.plotter.render()
+        return window
+
+    return factory
+
+
+def _press(qtbot, window, key, modifier=Qt.KeyboardModifier.NoModifier):
+    qtbot.keyClick(window, key, modifier)
+
+
+def test_app_opens_and_takes_an_xray_with_the_pedal_key(make_window, qtbot):
+    window = make_window(FLUORO)
+    assert window.monitor.image is None
+    _press(qtbot, window, Qt.Key.Key_F)
+    qtbot.waitUntil(lambda: len(window.sim.images) == 1, timeout=60_000)
+    qtbot.waitUntil(lambda: window.monitor.image is not None, timeout=10_000)
+    image = window.monitor.image
+    assert window.monitor.pixmap() is not None and not window.monitor.pixmap().isNull()
+    # the spine (dark, bone) lies in the middle of an AP image; soft tissue beside it is brighter
+    rows, cols = image.shape
+    centre = image[rows // 3: 2 * rows // 3, cols // 2 - 6: cols // 2 + 6].mean()
+    beside = image[rows // 3: 2 * rows // 3, cols // 2 + 30: cols // 2 + 42].mean()
+    assert centre < beside
+    # the 3D view holds a real picture, not a blank window
+    shot = window.plotter.screenshot(return_img=True)
+    assert shot.std() > 10
+
+
+def test_keyboard_drives_a_whole_fluoroscopy_attempt(make_window, qtbot):
+    window = make_window(FLUORO)
+    sim = window.sim
+    anatomy = sim.anatomy
+    from simulator.procedures.lumbar_interlaminar import clear_path_entry
+
+    # the C-arm presets by key: lateral, then back to AP
+    _press(qtbot, window, Qt.Key.Key_2)
+    assert sim.carm_pose.oblique_deg == 90.0
+    assert window.oblique.value() == 90.0
+    _press(qtbot, window, Qt.Key.Key_1)
+    assert sim.carm_pose.oblique_deg == 0.0
+    # right-click on the skin picks the entry (the picker's callback, as VTK calls it)
+    target = anatomy.landmark("L4-L5.epidural_target")
+    entry, direction = clear_path_entry(anatomy, target, 0.0)
+    window._on_pick(entry)
+    assert sim.needle.inserted
+    # aim along the planned path with the redirect keys (2 degrees a press, towards the head)
+    cranial_deg = float(np.degrees(np.arctan2(direction[2], direction[1])))
+    key = Qt.Key.Key_Up if cranial_deg > 0 else Qt.Key.Key_Down
+    for _ in range(int(round(abs(cranial_deg) / 2.0))):
+        _press(qtbot, window, key, Qt.KeyboardModifier.ControlModifier)
+    assert abs(float(np.degrees(np.arctan2(sim.needle.direction[2], sim.needle.direction[1]))) - cranial_deg) <= 1.01
+    depth_to_target = float(np.linalg.norm(target - entry))
+    while sim.needle.depth_mm < depth_to_target - 12.0:
+        _press(qtbot, window, Qt.Key.Key_Up, Qt.KeyboardModifier.ShiftModifier)
+    lost = False
+    while sim.needle.depth_mm < depth_to_target + 8.0 and not lost:
+        _press(qtbot, window, Qt.Key.Key_Up)
+        _press(qtbot, window, Qt.Key.Key_L)
+        lost = any(e.kind == "loss_of_resistance" for e in sim.events)
+    assert lost, "the syringe never lost resistance"
+    assert len(window.trace.readings) >= 2
+    assert "mm" in window.depth_label.text()
+    _press(qtbot, window, Qt.Key.Key_F10)
+    assert sim.finished
+    assert window.debrief_dialog is not None and window.debrief_dialog.isVisible()
+    from PyQt6.QtWidgets import QTextBrowser
+
+    html = window.debrief_dialog.findChild(QTextBrowser, "debrief_text").toPlainText()
+    assert "epidural" in html and "/ 100" in html
+    # every action went into the attempt record on disk
+    lines = (window.record_path and open(window.record_path).read().splitlines()) or []
+    assert lines[0].startswith('{"format":"spinesim-attempt"')
+    assert any('"command":"finish"' in line for line in lines)
+
+
+def test_landmark_mode_has_no_xray_and_palpation_marks_the_skin(make_window, qtbot):
+    window = make_window(LANDMARK)
+    sim = window.sim
+    assert not window.monitor.isVisible()
+    _press(qtbot, window, Qt.Key.Key_F)
+    qtbot.wait(200)
+    assert sim.images == []
+    # palpation mode is the default without images: right-click on the back over a spinous process
+    tip = sim.anatomy.landmark("L4.spinous_tip")
+    window._on_pick(sim.anatomy.skin_point_behind(tip))
+    assert sim.palpations and sim.palpations[-1].finding == "spinous process"
+    assert "spinous process" in window.log.item(window.log.count() - 1).text()
+    # the spine cannot be shown in landmark mode
+    _press(qtbot, window, Qt.Key.Key_V)
+    assert not sim.spine_visible
