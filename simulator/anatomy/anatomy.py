@@ -128,9 +128,6 @@ class Anatomy:
                 best, best_d = name, d
         return best
 
-    def structure_names(self) -> list[str]:
-        return [s.name for s in self.phantom.structures]
-
     def structure_at(self, point_mm) -> str | None:
         """Name of the innermost (last painted) structure containing ``point_mm``, if any."""
         p = np.asarray(point_mm, float).reshape(1, 3)

@@ -56,19 +56,7 @@ def epidural_target(phantom: LumbarPhantom, interspace: str) -> np.ndarray:
 
 def interlaminar_centre(phantom: LumbarPhantom, interspace: str) -> np.ndarray:
     """Midline centre of the interlaminar window, inside the ligamentum flavum."""
-    upper, lower = interspace.split("-")
-    u = phantom.by_level[upper]
-    top = u.to_world([0.0, u.canal_back_y - 1.0, u.lamina_bottom_z + 6.0])
-    if lower == "S1":
-        shape = phantom.sacrum_shape
-        s = 11.0 * shape.scale
-        bottom = phantom.sacral_frame.to_world(0.0, s, shape.canal_centre_ap(s) - shape.canal_half_depth(s))
-    else:
-        lw = phantom.by_level[lower]
-        bottom = lw.to_world([0.0, lw.canal_back_y, lw.lamina_top_z])
-    thickness = {d.level: d.ligamentum_flavum_thickness_mm for d in phantom.morphometry.discs}[interspace]
-    mid = 0.5 * (top + bottom)
-    return mid - u.axis([0.0, 1.0, 0.0]) * (0.5 * thickness)
+    return phantom.interlaminar_centre(interspace)
 
 
 def compute_landmarks(phantom: LumbarPhantom) -> dict[str, np.ndarray]:

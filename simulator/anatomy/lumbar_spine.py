@@ -20,6 +20,8 @@ from simulator.geometry import frames, sdf
 FACET_GAP_MM = 1.8
 #: Cortical shell thickness of vertebral bone, mm.
 CORTEX_MM = 1.1
+#: Central concavity of each endplate, mm (the disc is that much taller in its middle).
+ENDPLATE_DISH_MM = 1.2
 
 
 @dataclass(frozen=True)
@@ -72,9 +74,12 @@ class Segment:
         return -self.half_depth - self.dims.canal_depth_mm
 
     def pedicle_centre_local(self, side: int) -> np.ndarray:
-        """Centre of the pedicle's narrowest section (``side`` +1 right, -1 left)."""
+        """Centre of the pedicle's narrowest section (``side`` +1 right, -1 left), 4.5 mm behind
+        the body. The pedicles converge forwards, so the centre sits lateral enough for their
+        medial walls to be ``canal_width_mm`` apart where they meet the body."""
         d = self.dims
-        return np.array([side * (0.5 * d.canal_width_mm + 0.5 * d.pedicle_width_mm),
+        converge = 4.5 * np.sin(np.radians(d.pedicle_transverse_angle_deg))
+        return np.array([side * (0.5 * d.canal_width_mm + 0.5 * d.pedicle_width_mm + converge),
                          -self.half_depth - 4.5, self.pedicle_z])
 
     def spinous_axis_local(self) -> tuple[np.ndarray, np.ndarray]:
@@ -166,7 +171,9 @@ def stack_segments(morph: LumbarMorphometry, lordosis_deg: float) -> tuple[list[
         disc = discs[level]
         wedge = factor * disc_wedge_deg(disc, v.endplate_depth_mm)
         disc_rot = rot @ frames.rotation_x(0.5 * wedge)
-        lower_plate = plate_centre + disc_rot @ np.array([0.0, 0.0, disc.middle_height_mm])
+        # the middle height is measured between the endplates' hollows
+        rim_gap = disc.middle_height_mm - 2.0 * ENDPLATE_DISH_MM
+        lower_plate = plate_centre + disc_rot @ np.array([0.0, 0.0, rim_gap])
         rot = rot @ frames.rotation_x(wedge)
         body_rot = rot @ frames.rotation_x(-0.5 * v.body_wedge_deg)
         h_mid = v.body_height_posterior_mm - v.endplate_depth_mm * 0.5 * np.tan(np.radians(v.body_wedge_deg))
@@ -231,18 +238,19 @@ def body_field_local(q: np.ndarray, seg: Segment) -> np.ndarray:
     half_h = 0.5 * seg.height_mid_mm
     x, y, z = q[..., 0], q[..., 1], q[..., 2]
     zn = np.clip(z / half_h, -1.0, 1.0)
-    waist = 1.0 - 0.07 * (1.0 - zn * zn)  # sides are concave, rims flare
-    q2 = np.stack([x / waist, y / waist], axis=-1)
-    d2 = sdf.ellipse_2d(q2, (half_w, half_d))
-    # posterior wall: flattened and slightly concave where it faces the canal
-    d2 = sdf.smooth_max(d2, -(y + half_d - 1.5), 2.0)
-    bite = sdf.ellipse_2d(np.stack([q2[..., 0], q2[..., 1] + half_d + 5.0], axis=-1),
-                          (0.27 * half_w, 7.5))
-    d2 = sdf.smooth_max(d2, -bite, 2.0) * waist
+    waist = 1.0 - 0.045 * (1.0 - zn * zn)  # sides are concave, rims flare
+    # an ellipse reaching 3 mm behind the posterior wall, cut flat at the wall: the flat (slightly
+    # hollowed) back that faces the canal, with the section's full depth in the midline
+    behind = 1.5
+    q2 = np.stack([x / waist, (y + behind) / waist], axis=-1)
+    d2 = sdf.ellipse_2d(q2, (half_w, half_d + behind)) * waist
+    d2 = sdf.smooth_max(d2, -(y + half_d), 1.5)
+    bite = sdf.ellipse_2d(np.stack([x, y + half_d + 6.7], axis=-1), (0.27 * half_w, 7.5))
+    d2 = sdf.smooth_max(d2, -bite, 1.5)
     # wedge: kyphotic wedge (positive) makes the front shorter
     tan_w = np.tan(np.radians(0.5 * d.body_wedge_deg))
     r2 = np.clip((x / half_w) ** 2 + (y / half_d) ** 2, 0.0, 1.0)
-    dish = 1.2 * (1.0 - r2)  # endplates are slightly concave
+    dish = ENDPLATE_DISH_MM * (1.0 - r2)  # endplates are slightly concave
     top = half_h - y * tan_w - dish
     bottom = -half_h + y * tan_w + dish
     dz = np.maximum(z - top, bottom - z)
@@ -261,9 +269,13 @@ def posterior_elements_local(q: np.ndarray, seg: Segment) -> list[np.ndarray]:
         axis = np.array([-side * np.sin(alpha), np.cos(alpha), 0.0])
         front = mid + axis * 9.0
         back = mid - axis * 8.0
-        flat = np.cross(axis, [0.0, 0.0, 1.0])
-        ratio = min(1.0, d.pedicle_width_mm / d.pedicle_height_mm)
-        parts.append(sdf.flat_capsule(q, front, back, 0.5 * d.pedicle_height_mm, flat, ratio))
+        # an oval section: flattened across its narrower dimension (L5 pedicles are wider than tall)
+        if d.pedicle_width_mm <= d.pedicle_height_mm:
+            flat, radius = np.cross(axis, [0.0, 0.0, 1.0]), 0.5 * d.pedicle_height_mm
+        else:
+            flat, radius = np.array([0.0, 0.0, 1.0]), 0.5 * d.pedicle_width_mm
+        ratio = min(d.pedicle_width_mm, d.pedicle_height_mm) / max(d.pedicle_width_mm, d.pedicle_height_mm)
+        parts.append(sdf.flat_capsule(q, front, back, radius, flat, ratio))
         # transverse process: a flattened bar from the pedicle-lamina junction
         root = back + np.array([side * 2.0, 0.5, -1.0])
         tip = np.array([side * 0.5 * d.transverse_span_mm, -seg.half_depth - 5.0, seg.pedicle_z - 2.0])

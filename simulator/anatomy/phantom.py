@@ -277,8 +277,9 @@ class LumbarPhantom:
         # soft tissue over the spinous tips set so the midline skin-to-epidural depth at L3-L4/L4-L5
         # follows Ravi 2011 (with the reference's +-8 mm scatter, as a seeded normal, SD 4 mm)
         target = ravi_skin_to_epidural_mm(bmi) + float(np.clip(rng.normal(0.0, 4.0), -8.0, 8.0))
-        bony = self._tip_to_epidural_mm("L3-L4")
-        fat = float(np.clip(target - bony - SKIN_MM - FASCIA_MM - SUPRASPINOUS_ROOM_MM, 3.0, 80.0))
+        bony = self._tip_line_to_epidural_mm(profile, "L3-L4")
+        # a lean back keeps at least 1.5 mm of fat over the tips
+        fat = float(np.clip(target - bony - SKIN_MM - FASCIA_MM - SUPRASPINOUS_ROOM_MM, 1.5, 80.0))
         half_width = 118.0 * self.patient.size_scale + 1.6 * fat + 1.2 * (bmi - 22.0)
         depth = 190.0 * self.patient.size_scale + 2.2 * fat + 2.5 * (bmi - 22.0)
         torso = Torso(profile=profile, fat_midline_mm=fat, bulge_mm=6.0 + 0.15 * fat,
@@ -286,13 +287,37 @@ class LumbarPhantom:
         torso.gas_pockets = make_gas_pockets(rng, profile, z[1] - 20.0, z[-2] - 20.0)
         return torso
 
-    def _tip_to_epidural_mm(self, interspace: str) -> float:
-        """Perpendicular depth from the spinous-tip line to the epidural fat at an interspace."""
+    def _tip_line_to_epidural_mm(self, profile: SpineProfile, interspace: str) -> float:
+        """Depth of the epidural fat below the spinous-tip line, straight forward in the midline at
+        the centre of an interlaminar window (the torso's skin follows the tip line)."""
+        centre = self.interlaminar_centre(interspace)
+        tip_y = float(np.interp(centre[2], profile.z_mm, profile.midline_back_y_mm))
+        t = np.arange(0.0, 80.0, 0.1)
+        line = np.stack([np.zeros_like(t), tip_y + t, np.full_like(t, centre[2])], axis=1)
+        labels = np.zeros(len(t), np.uint8)
+        for st in self.structures:
+            inside = np.all((line >= st.bbox_mm[0]) & (line <= st.bbox_mm[1]), axis=1)
+            if inside.any():
+                d = st.field(line[inside])
+                idx = np.nonzero(inside)[0][d < 0]
+                labels[idx] = st.tissue_for_depth(-d[d < 0])
+        hits = np.nonzero(labels == tid("epidural_fat"))[0]
+        return float(t[hits[0]]) if hits.size else 30.0
+
+    def interlaminar_centre(self, interspace: str) -> np.ndarray:
+        """Midline centre of an interlaminar window, inside the ligamentum flavum (world mm)."""
         upper, lower = interspace.split("-")
-        u, lw = self.by_level[upper], self.by_level[lower]
-        tip_y = 0.5 * (u.to_world(u.spinous_tip_local())[1] + lw.to_world(lw.spinous_tip_local())[1])
+        u = self.by_level[upper]
         top = u.to_world([0.0, u.canal_back_y - 1.0, u.lamina_bottom_z + 6.0])
-        return float(top[1] - tip_y)
+        if lower == "S1":
+            shape = self.sacrum_shape
+            s = 11.0 * shape.scale
+            bottom = self.sacral_frame.to_world(0.0, s, shape.canal_centre_ap(s) - shape.canal_half_depth(s))
+        else:
+            lw = self.by_level[lower]
+            bottom = lw.to_world([0.0, lw.canal_back_y, lw.lamina_top_z])
+        thickness = {d.level: d.ligamentum_flavum_thickness_mm for d in self.morphometry.discs}[interspace]
+        return 0.5 * (top + bottom) - u.axis([0.0, 1.0, 0.0]) * (0.5 * thickness)
 
     # ------------------------------------------------------------------ queries
     def structure(self, name: str) -> Structure:

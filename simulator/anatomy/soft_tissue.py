@@ -19,7 +19,7 @@ from simulator.geometry import sdf
 SKIN_MM = 2.5
 FASCIA_MM = 1.6
 #: Room between the fascia and the spinous tips for the supraspinous ligament, mm.
-SUPRASPINOUS_ROOM_MM = 4.6
+SUPRASPINOUS_ROOM_MM = 3.0
 
 
 def ravi_skin_to_epidural_mm(bmi: float) -> float:
@@ -113,7 +113,8 @@ class Torso:
             out[np.einsum("...i,...i->...", q, q) < 1.0] = tid("bowel_gas")
         # the fascia thickens in the midline, where its crossing fibres replace the supraspinous
         # ligament below the level that ligament reaches (usually L4)
-        fascia = FASCIA_MM + 3.2 * np.exp(-((x / 6.0) ** 2))
+        # (generous: the ligaments are painted over it wherever they are)
+        fascia = FASCIA_MM + (SUPRASPINOUS_ROOM_MM + 3.0) * np.exp(-((x / 6.0) ** 2))
         out[(deep < fascia) & posterior & (np.abs(x) < 110.0)] = tid("thoracolumbar_fascia")
         out[deep < 0.0] = tid("subcutaneous_fat")
         out[depth < SKIN_MM] = tid("skin")

@@ -61,19 +61,8 @@ class Structure:
             out[depth_mm < max(shell_depth, min_shell_mm)] = tissue
         return out
 
-    def contains_box(self, lo: np.ndarray, hi: np.ndarray) -> bool:
-        """Whether the structure's box overlaps the box ``lo``..``hi``."""
-        return bool(np.all(self.bbox_mm[0] <= hi) and np.all(self.bbox_mm[1] >= lo))
 
 
-def local_field(world_from_local: np.ndarray, local: Field) -> Field:
-    """A world-space field from one defined in a rigid local frame."""
-    local_from_world = frames.invert_rigid(world_from_local)
-
-    def world(points: np.ndarray) -> np.ndarray:
-        return local(frames.apply(local_from_world, points))
-
-    return world
 
 
 def bbox_of_points(points: np.ndarray, margin_mm: float) -> np.ndarray:
@@ -82,13 +71,6 @@ def bbox_of_points(points: np.ndarray, margin_mm: float) -> np.ndarray:
     return np.stack([p.min(axis=0) - margin_mm, p.max(axis=0) + margin_mm])
 
 
-def bbox_of_local_box(world_from_local: np.ndarray, lo, hi, margin_mm: float = 0.0) -> np.ndarray:
-    """World box around a local box's eight corners."""
-    lo = np.asarray(lo, float)
-    hi = np.asarray(hi, float)
-    corners = np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1])
-                        for z in (lo[2], hi[2])])
-    return bbox_of_points(frames.apply(world_from_local, corners), margin_mm)
 
 
 def oriented_box(p: np.ndarray, center, axes: np.ndarray, half_mm, rounding_mm: float) -> np.ndarray:
@@ -153,26 +135,3 @@ class Tube:
     def bbox(self, margin_mm: float = 0.0) -> np.ndarray:
         r = np.maximum(self.rx, self.ry).max()
         return bbox_of_points(self.centre, r + margin_mm)
-
-
-def resample_polyline(points: np.ndarray, step_mm: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-    """Points every ``step_mm`` along a polyline through ``points``, and their arc lengths."""
-    p = np.asarray(points, float)
-    seg = np.linalg.norm(np.diff(p, axis=0), axis=1)
-    s = np.concatenate([[0.0], np.cumsum(seg)])
-    s_new = np.arange(0.0, s[-1] + 1e-9, step_mm)
-    out = np.stack([np.interp(s_new, s, p[:, k]) for k in range(3)], axis=1)
-    return out, s_new
-
-
-def smooth_polyline(points: np.ndarray, step_mm: float = 1.0, passes: int = 2) -> tuple[np.ndarray, np.ndarray]:
-    """A Chaikin-smoothed polyline resampled every ``step_mm`` (keeps the end points)."""
-    p = np.asarray(points, float)
-    for _ in range(passes):
-        q = 0.75 * p[:-1] + 0.25 * p[1:]
-        r = 0.25 * p[:-1] + 0.75 * p[1:]
-        mid = np.empty((2 * len(q), 3))
-        mid[0::2] = q
-        mid[1::2] = r
-        p = np.vstack([p[:1], mid, p[-1:]])
-    return resample_polyline(p, step_mm)

@@ -58,12 +58,28 @@ def create_window(scenario_ref: str | None = None, anatomy=None, record_path=Non
     return MainWindow(sim, record_path=str(path))
 
 
+def install_crash_handler() -> None:
+    """An unexpected error in the app is logged and shown as a message; the attempt is already on
+    disk (it is written command by command), and the window stays open."""
+    import traceback
+
+    def handler(kind, value, tb):
+        log = data_dir() / "crash.log"
+        with open(log, "a", encoding="utf-8") as f:
+            f.write("".join(traceback.format_exception(kind, value, tb)) + "\n")
+        QMessageBox.warning(None, "SpineSim", f"Something went wrong: {value}\n\nYour attempt so far is "
+                            f"saved. Details are in {log}.")
+
+    sys.excepthook = handler
+
+
 def run_app(scenario_ref: str | None = None, record_path: str | None = None) -> int:
     """Open the app on a scenario (default: the built-in lumbar interlaminar, L4-L5, fluoroscopy)."""
     from simulator.scenario.loader import DEFAULT_SCENARIO, load_scenario
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("SpineSim")
+    install_crash_handler()
     try:
         loaded = load_scenario(scenario_ref or DEFAULT_SCENARIO)
     except SpineSimError as err:

@@ -86,6 +86,7 @@ class MainWindow(QMainWindow):
         self._t0 = time.monotonic()
         self._busy = False
         self._palpate_mode = sim.guidance == "landmark"
+        self._crests: dict[str, list[float]] = {}
         self.debrief_dialog: QDialog | None = None
         sc = sim.scenario
         self.setWindowTitle(f"SpineSim - {sc.title}")
@@ -359,6 +360,12 @@ class MainWindow(QMainWindow):
                                                    f"{image.pose.oblique_deg:+.0f}  tilt {image.pose.tilt_deg:+.0f}")
         if kind == "palpated":
             self.scene.add_palpation_marker(event.data["point_mm"], event.data["finding"])
+            if event.data["finding"] == "iliac crest":
+                side = "right" if event.data["point_mm"][0] > 0 else "left"
+                self._crests[side] = event.data["point_mm"]
+                if len(self._crests) == 2:
+                    self.scene.show_tuffier_line(self._crests["left"], self._crests["right"])
+                    self._log("Tuffier's line drawn between the palpated crests.")
         elif kind == "spine_visibility_changed":
             self.scene.set_spine_visible(event.data["visible"])
         elif kind == "csf_in_hub":

@@ -29,18 +29,8 @@ def rotation_x(angle_deg: float) -> np.ndarray:
     return np.array([[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]])
 
 
-def rotation_y(angle_deg: float) -> np.ndarray:
-    """3x3 rotation about +y (anterior)."""
-    a = np.radians(angle_deg)
-    c, s = np.cos(a), np.sin(a)
-    return np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
 
 
-def rotation_z(angle_deg: float) -> np.ndarray:
-    """3x3 rotation about +z (superior)."""
-    a = np.radians(angle_deg)
-    c, s = np.cos(a), np.sin(a)
-    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
 
 
 def rigid(rotation: np.ndarray, translation) -> np.ndarray:

@@ -16,7 +16,7 @@ from scipy import ndimage
 from simulator.imaging.carm import CArmPose, Projection, projection_for
 from simulator.imaging.contrast import ContrastField
 from simulator.imaging.overlay import Overlay, overlay_integrals
-from simulator.imaging.projector import line_integrals
+from simulator.imaging.projector import ProjectorVolume, line_integrals
 
 #: Photons per pixel before the patient, at the chosen dose: sets the quantum noise.
 PHOTONS_PER_PIXEL = 4.0e5
@@ -55,7 +55,7 @@ class Fluoroscope:
     """
 
     def __init__(self, mu_per_mm: np.ndarray, world_from_voxel: np.ndarray, size_px: int = 512):
-        self.mu = mu_per_mm
+        self.volume = ProjectorVolume(mu_per_mm, world_from_voxel)
         self.world_from_voxel = world_from_voxel
         self.size_px = size_px
         self._pose: CArmPose | None = None
@@ -69,7 +69,7 @@ class Fluoroscope:
         """Anatomy line integrals at ``pose`` (computed once per pose)."""
         if pose != self._pose or self._anatomy is None:
             self._projection = projection_for(pose, self.size_px)
-            self._anatomy = line_integrals(self.mu, self.world_from_voxel, self._projection)
+            self._anatomy = self.volume.line_integrals(self._projection)
             self._window = auto_window(self._anatomy)
             self._pose = pose
             self._contrast_key = None

@@ -14,6 +14,7 @@ import numpy as np
 from numba import njit, prange
 
 from simulator.imaging.carm import Projection
+from simulator.imaging.projector import pixel_ray
 
 #: Stainless steel (iron, 7.87 g/cm3) at 60 keV: 9.48 /cm (NIST via DeepDRR; reference 4.2).
 STEEL_MU_60KEV_PER_MM = 0.948
@@ -88,16 +89,7 @@ def _overlay_integrals(source, pixel00, row_step, col_step, r0, r1, c0, c1, seg_
                 for j in range(n_sub):
                     fr = r + (i + 0.5) / n_sub - 0.5
                     fc = c + (j + 0.5) / n_sub - 0.5
-                    px = pixel00[0] + fr * row_step[0] + fc * col_step[0]
-                    py = pixel00[1] + fr * row_step[1] + fc * col_step[1]
-                    pz = pixel00[2] + fr * row_step[2] + fc * col_step[2]
-                    dx = px - source[0]
-                    dy = py - source[1]
-                    dz = pz - source[2]
-                    n = np.sqrt(dx * dx + dy * dy + dz * dz)
-                    ux = dx / n
-                    uy = dy / n
-                    uz = dz / n
+                    ux, uy, uz, _ = pixel_ray(source, pixel00, row_step, col_step, fr, fc)
                     length = 0.0
                     for k in range(seg_a.shape[0]):
                         length += _chord(source[0], source[1], source[2], ux, uy, uz,

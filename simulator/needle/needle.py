@@ -62,6 +62,8 @@ class Needle:
         self.direction = np.array([0.0, 1.0, 0.0])
         self.depth_mm = 0.0
         self._table = tissue_table()
+        # the bone the tip rests against after a bone stop (None when it is free in tissue)
+        self._bone_contact_id: int | None = None
 
     # ------------------------------------------------------------ state
     @property
@@ -78,9 +80,20 @@ class Needle:
     def hub_mm(self) -> np.ndarray:
         return self.tip_mm - self.spec.length_mm * self.direction
 
+    @property
+    def on_bone(self) -> bool:
+        """Whether the tip rests against bone (it stopped there and has not moved off since)."""
+        return self._bone_contact_id is not None
+
+    def tip_tissue_id(self) -> int:
+        """Tissue id at the tip; the bone itself when the tip rests against bone."""
+        if self._bone_contact_id is not None:
+            return self._bone_contact_id
+        return int(self._tissue_at(self.tip_mm[None])[0])
+
     def tip_tissue(self) -> str:
-        """Name of the tissue at the tip."""
-        return self._table[int(self._tissue_at(self.tip_mm[None])[0])].name
+        """Name of the tissue at the tip (the bone, when the tip rests against it)."""
+        return self._table[self.tip_tissue_id()].name
 
     def tissue_runs(self) -> list[TissueRun]:
         """The tissues along the inserted shaft, skin first."""
@@ -129,6 +142,7 @@ class Needle:
         self.entry_mm = np.asarray(hit, float)
         self.direction = d
         self.depth_mm = 0.0
+        self._bone_contact_id = None
         return self.entry_mm
 
     def advance(self, distance_mm: float) -> StepResult:
@@ -150,6 +164,7 @@ class Needle:
             first_bone = int(np.argmax(bone[1:])) + 1
             stop = first_bone - 1
             result.bone_contact = True
+            self._bone_contact_id = int(labels[first_bone])
         elif exhausted:
             result.length_exhausted = True
         for i in range(1, stop + 1):
@@ -171,6 +186,8 @@ class Needle:
         new_depth = max(0.0, self.depth_mm - distance_mm)
         result = StepResult(moved_mm=new_depth - self.depth_mm)
         self.depth_mm = new_depth
+        if result.moved_mm < 0.0:
+            self._bone_contact_id = None
         return result
 
     def redirect(self, cranial_deg: float, right_deg: float) -> float:
@@ -204,6 +221,8 @@ class Needle:
             if self._table.is_bone[labels].any():
                 raise CommandRefused("the needle cannot turn through bone: withdraw it first")
         self.direction = new
+        if angle > 0.0:
+            self._bone_contact_id = None
         return angle
 
 

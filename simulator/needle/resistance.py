@@ -14,8 +14,9 @@ import numpy as np
 
 from simulator.anatomy.tissues import tissue_table
 
-#: A reading at or above this is "high" resistance (ligament), mmHg.
-HIGH_MMHG = 250.0
+#: A reading at or above this is "high" resistance: ligament (the supraspinous and interspinous
+#: ligaments ~340-360, the ligamentum flavum ~480 mmHg), not skin (~260) or fascia (~170), mmHg.
+HIGH_MMHG = 300.0
 #: A reading at or below this after a high one is a loss of resistance, mmHg.
 LOSS_MMHG = 60.0
 
@@ -34,6 +35,8 @@ def feel_of(pressure_mmhg: float) -> str:
         return "solid: nothing can be injected"
     if pressure_mmhg >= HIGH_MMHG:
         return "high"
+    if pressure_mmhg >= 200.0:
+        return "firm"
     if pressure_mmhg >= 100.0:
         return "moderate"
     if pressure_mmhg > 25.0:

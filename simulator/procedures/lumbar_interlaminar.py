@@ -15,7 +15,9 @@ import numpy as np
 from simulator.anatomy.anatomy import Anatomy
 from simulator.anatomy.tissues import tissue_table
 from simulator.geometry import frames
+from simulator.errors import SpineSimError
 from simulator.imaging.carm import detector_direction
+from simulator.needle.needle import TRACK_STEP_MM
 
 #: Outcome ids, their meaning and the placement points they earn (of 60).
 OUTCOMES = {
@@ -61,13 +63,18 @@ class Placement:
 
 
 def classify(anatomy: Anatomy, tip_mm: np.ndarray | None, target_interspace: str,
-             dural_puncture: bool) -> Placement:
-    """Classify the final tip position of a lumbar interlaminar attempt."""
+             dural_puncture: bool, tip_tissue_id: int | None = None) -> Placement:
+    """Classify the final tip position of a lumbar interlaminar attempt.
+
+    ``tip_tissue_id`` overrides the tissue at the tip (the bone a tip rests against).
+    """
     if tip_mm is None:
         return Placement("no_needle", "none", "none", "", None, None)
     table = tissue_table()
     tip = np.asarray(tip_mm, float)
-    tissue = table[int(anatomy.tissue_at(tip[None])[0])]
+    if tip_tissue_id is None:
+        tip_tissue_id = int(anatomy.tissue_at(tip[None])[0])
+    tissue = table[tip_tissue_id]
     interspace = anatomy.interspace_at(tip)
     target = anatomy.landmark(f"{target_interspace}.epidural_target")
     distance = float(np.linalg.norm(tip - target))
@@ -103,32 +110,29 @@ def squaring_tilt_deg(anatomy: Anatomy, interspace: str) -> float:
     return float(np.degrees(np.arctan2(normal[1], normal[2])))
 
 
-def clear_path_entry(anatomy: Anatomy, target_mm: np.ndarray, beam_tilt_deg: float,
-                     lateral_offset_mm: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-    """A bone-free straight path from the skin to ``target_mm``, as close to coaxial with the
-    beam as the spinous processes allow (an expert's midline trajectory). Returns (entry, direction).
+def clear_path_entry(anatomy: Anatomy, target_mm: np.ndarray, beam_tilt_deg: float) -> tuple[np.ndarray, np.ndarray]:
+    """A bone-free straight path from the skin to ``target_mm``, the way an expert plans it.
+
+    Midline first, as close to coaxial with the beam as the spinous processes allow (tilting the
+    needle up to 35 degrees cranially or caudally); where the spinous processes crowd the midline
+    (a narrow interspinous space), a paramedian entry 6-18 mm to either side, angled towards the
+    midline. Returns (entry, unit direction); raises :class:`SpineSimError` if no path exists.
     """
     table = tissue_table()
     beam_back = detector_direction(0.0, beam_tilt_deg)  # from the patient towards the detector
-    best = None
-    for extra in np.arange(0.0, 36.0, 1.5):
-        for sign in (1.0, -1.0):
-            back = frames.rotation_x(sign * extra) @ beam_back
-            back = back + np.array([-lateral_offset_mm / 80.0, 0.0, 0.0])
-            back = frames.unit(back)
-            start = target_mm + back * 160.0
-            entry = anatomy.skin_entry(start, -back)
-            if entry is None:
-                continue
-            direction = frames.unit(target_mm - entry)
-            length = float(np.linalg.norm(target_mm - entry))
-            t = np.arange(0.0, length, 0.2)
-            labels = anatomy.tissue_at(entry + t[:, None] * direction)
-            if not table.is_bone[labels].any():
-                best = (entry, direction)
-                break
-        if best is not None:
-            break
-    if best is None:
-        raise RuntimeError("no bone-free path to the target")
-    return best
+    for lateral_mm in (0.0, 6.0, -6.0, 10.0, -10.0, 14.0, -14.0, 18.0, -18.0):
+        for extra in np.arange(0.0, 36.0, 1.5):
+            for sign in (1.0, -1.0):
+                back = frames.rotation_x(sign * extra) @ beam_back
+                start = target_mm + back * 160.0 + np.array([lateral_mm * 160.0 / 55.0, 0.0, 0.0])
+                direction_in = frames.unit(target_mm - start)
+                entry = anatomy.skin_entry(start, direction_in)
+                if entry is None:
+                    continue
+                direction = frames.unit(target_mm - entry)
+                length = float(np.linalg.norm(target_mm - entry))
+                t = np.arange(0.0, length + TRACK_STEP_MM, TRACK_STEP_MM)
+                labels = anatomy.tissue_at(entry + t[:, None] * direction)
+                if not table.is_bone[labels].any():
+                    return entry, direction
+    raise SpineSimError("no bone-free needle path to the target for this patient")

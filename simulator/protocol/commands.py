@@ -27,6 +27,7 @@ command                     fields
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
@@ -128,10 +129,17 @@ def describe_validation_error(err: ValidationError) -> str:
 
 
 def parse_command(data: dict) -> _Command:
-    """A command from its JSON form; raises :class:`SpineSimError` naming the bad field."""
+    """A command from its JSON form; raises :class:`SpineSimError` naming the bad field.
+
+    Types are strict, as in JSON: ``true`` is not a distance and ``"2"`` is not a number.
+    """
     if not isinstance(data, dict):
         raise SpineSimError("a command must be a JSON object")
     try:
-        return _ADAPTER.validate_python(data)
+        text = json.dumps(data)
+    except (TypeError, ValueError) as err:
+        raise SpineSimError(f"not a JSON command ({err})") from None
+    try:
+        return _ADAPTER.validate_json(text, strict=True)
     except ValidationError as err:
         raise SpineSimError(describe_validation_error(err)) from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,7 +78,8 @@ def parse_scenario(text: str, source: str) -> LoadedScenario:
     except tomllib.TOMLDecodeError as err:
         raise SpineSimError(f"{source}: not valid TOML ({err})") from None
     try:
-        scenario = Scenario.model_validate(data)
+        # strict: a true is not a count, "900" is not a number (JSON mode so lists fill tuples)
+        scenario = Scenario.model_validate_json(json.dumps(data, default=str), strict=True)
     except ValidationError as err:
         raise SpineSimError(f"{source}: {_message(err)}") from None
     return LoadedScenario(scenario, source, text, hashlib.sha256(text.encode()).hexdigest())

@@ -165,6 +165,21 @@ class SpineScene:
                                       pickable=False, name=f"palpation:{len(self._marker_actors)}")
         self._marker_actors.append(actor)
 
+    def show_tuffier_line(self, left_mm, right_mm) -> None:
+        """The intercristal (Tuffier's) line across the back between two palpated crest tops."""
+        left = np.asarray(left_mm, float)
+        right = np.asarray(right_mm, float)
+        height = 0.5 * (left[2] + right[2])
+        xs = np.linspace(left[0], right[0], 60)
+        pts = np.stack([xs, np.zeros_like(xs), np.full_like(xs, height)], axis=1)
+        # lay the line on the skin of the back
+        for p in pts:
+            hit = self.sim.anatomy.skin_entry(p - np.array([0.0, 300.0, 0.0]), [0.0, 1.0, 0.0])
+            if hit is not None:
+                p[1] = hit[1] - 1.0
+        self.plotter.add_mesh(pv.lines_from_points(pts).tube(radius=1.2), color=(255, 170, 40),
+                              pickable=False, name="tuffier_line")
+
     def reveal(self, target_interspace: str | None = None) -> None:
         """The debrief view: spine revealed, needle path drawn, the target zone shown."""
         self.set_spine_visible(True)

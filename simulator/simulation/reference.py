@@ -43,8 +43,9 @@ def run_reference(sim: Simulation, finish: bool = True) -> Simulation:
         sim.apply(cmd.AcquireImage())
     else:
         for side in ("left", "right"):
+            # the skin over the crest top, pressed from behind
             crest = anatomy.landmark(f"iliac_crest_{side}_top")
-            sim.apply(cmd.Palpate(point_mm=tuple(float(v) for v in crest)))
+            sim.apply(cmd.Palpate(point_mm=tuple(float(v) for v in anatomy.skin_point_behind(crest))))
         upper, lower = interspace.split("-")
         for level in (upper, lower):
             if level == "S1":

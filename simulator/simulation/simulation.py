@@ -263,7 +263,7 @@ class Simulation:
     def _do_test_loss_of_resistance(self, c: cmd.TestLossOfResistance) -> None:
         if not self.needle.inserted or self.needle.depth_mm <= 0.0:
             raise CommandRefused("the needle is not in the patient")
-        tissue_id = int(self.anatomy.tissue_at(self.needle.tip_mm[None])[0])
+        tissue_id = self.needle.tip_tissue_id()
         reading = lor_reading(tissue_id, c.medium, self._rng(11))
         self.lor_trace.append((self.needle.depth_mm, reading.pressure_mmhg))
         self._emit("loss_of_resistance_tested", pressure_mmhg=reading.pressure_mmhg, medium=c.medium,
@@ -284,9 +284,11 @@ class Simulation:
             raise CommandRefused(f"the scenario allows {self.scenario.limits.contrast_ml} mL of contrast")
         tissue = self.needle.tip_tissue()
         compartment = contrast_mod.compartment_of(tissue)
+        # intrathecal contrast settles to the dependent side: anterior for a prone patient
+        dependent = frames.ANTERIOR if compartment == "intrathecal" else None
         result = contrast_mod.spread(self.anatomy.labels, self.anatomy.world_from_voxel, self.needle.tip_mm,
                                      tissue_table().names_by_id(), compartment, c.volume_ml, self._rng(13),
-                                     dependent_direction=frames.ANTERIOR)
+                                     dependent_direction=dependent)
         if result is not None:
             mu, w = result
             if self.contrast is None:
@@ -340,8 +342,11 @@ class Simulation:
             self._emit("spine_visibility_changed", visible=c.visible)
 
     def _do_finish(self, c: cmd.Finish) -> None:
-        tip = self.needle.tip_mm if self.needle.inserted and self.needle.depth_mm > 0 else None
-        placement = procedure.classify(self.anatomy, tip, self.scenario.target_level, self._dura_punctured)
+        inside = self.needle.inserted and self.needle.depth_mm > 0
+        tip = self.needle.tip_mm if inside else None
+        tissue_id = self.needle.tip_tissue_id() if inside else None
+        placement = procedure.classify(self.anatomy, tip, self.scenario.target_level, self._dura_punctured,
+                                       tip_tissue_id=tissue_id)
         self._emit("attempt_finished", outcome=placement.outcome, tissue=placement.tissue,
                    interspace=placement.interspace)
         sc = self.scenario

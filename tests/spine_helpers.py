@@ -1,0 +1,121 @@
+"""Helpers shared by the test modules: measuring the phantom along lines, tissue sequences, and
+driving a simulation the way a trainee would."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+from simulator.anatomy.patient import PatientParameters
+from simulator.anatomy.phantom import LumbarPhantom
+from simulator.anatomy.tissues import tissue_table
+from simulator.protocol import commands as cmd
+
+#: Sampling step along measurement lines, mm (the needle tracks tissue at the same step).
+STEP_MM = 0.1
+
+FLUORO_L4L5 = "lumbar_interlaminar_l4l5_fluoroscopy"
+LANDMARK_L4L5 = "lumbar_interlaminar_l4l5_landmark"
+FLUORO_L5S1 = "lumbar_interlaminar_l5s1_fluoroscopy"
+LANDMARK_L5S1 = "lumbar_interlaminar_l5s1_landmark"
+
+
+@lru_cache(maxsize=None)
+def phantom(seed: int, **patient) -> LumbarPhantom:
+    """A seeded patient's phantom (exact tissue queries, no voxel volume)."""
+    return LumbarPhantom(PatientParameters(seed=seed, **patient).resolved())
+
+
+def names(ids) -> list[str]:
+    table = tissue_table()
+    return [table[int(i)].name for i in np.ravel(ids)]
+
+
+def dedup(seq) -> list[str]:
+    """Consecutive repeats removed: the order in which tissues are met."""
+    out: list[str] = []
+    for s in seq:
+        if not out or out[-1] != s:
+            out.append(s)
+    return out
+
+
+def tissues_along(tissue_at, start, direction, length_mm: float, step_mm: float = STEP_MM) -> list[str]:
+    """Tissue names every ``step_mm`` from ``start`` along ``direction`` for ``length_mm``."""
+    d = np.asarray(direction, float)
+    d = d / np.linalg.norm(d)
+    t = np.arange(0.0, length_mm, step_mm)
+    return names(tissue_at(np.asarray(start, float) + t[:, None] * d))
+
+
+def bone_along_local(ph: LumbarPhantom, seg, centre_local, dir_local, t: np.ndarray) -> np.ndarray:
+    """Whether each point ``centre + t * dir`` (a vertebra's body frame) is bone."""
+    d = np.asarray(dir_local, float)
+    d = d / np.linalg.norm(d)
+    pts = seg.to_world(np.asarray(centre_local, float) + t[:, None] * d)
+    return tissue_table().is_bone[ph.tissue_at(pts)]
+
+
+def run_length(mask: np.ndarray, t: np.ndarray, i0: int) -> tuple[float, float]:
+    """Ends (t values) of the run of equal ``mask`` values containing index ``i0``."""
+    value = mask[i0]
+    lo = i0
+    while lo > 0 and mask[lo - 1] == value:
+        lo -= 1
+    hi = i0
+    while hi < len(mask) - 1 and mask[hi + 1] == value:
+        hi += 1
+    return float(t[lo]), float(t[hi])
+
+
+def bone_extent(ph, seg, centre_local, dir_local, reach_mm: float = 60.0) -> float:
+    """Length of the bone run through ``centre`` along ``dir`` (body frame); 0 if not in bone."""
+    t = np.arange(-reach_mm, reach_mm + 1e-9, STEP_MM)
+    bone = bone_along_local(ph, seg, centre_local, dir_local, t)
+    i0 = int(np.argmin(np.abs(t)))
+    if not bone[i0]:
+        return 0.0
+    lo, hi = run_length(bone, t, i0)
+    return hi - lo + STEP_MM
+
+
+def gap_extent(ph, seg, centre_local, dir_local, reach_mm: float = 60.0) -> tuple[float, float]:
+    """Free (non-bone) run through ``centre`` along ``dir``: distances to the bone on each side
+    (negative side first, as positive numbers)."""
+    t = np.arange(-reach_mm, reach_mm + 1e-9, STEP_MM)
+    bone = bone_along_local(ph, seg, centre_local, dir_local, t)
+    i0 = int(np.argmin(np.abs(t)))
+    assert not bone[i0], "the measurement starts inside bone"
+    lo, hi = run_length(bone, t, i0)
+    return -(lo - STEP_MM / 2), hi + STEP_MM / 2
+
+
+# ------------------------------------------------------------------------ driving a simulation
+def events_of(events, kind: str) -> list:
+    return [e for e in events if e.kind == kind]
+
+
+def enter_on_path(sim, entry, direction) -> None:
+    sim.apply(cmd.SetEntry(point_mm=tuple(float(v) for v in entry),
+                           direction=tuple(float(v) for v in direction)))
+
+
+def advance_to(sim, depth_mm: float, step_mm: float = 5.0) -> None:
+    """Advance in steps of at most ``step_mm`` until the tip is ``depth_mm`` deep."""
+    while sim.needle.depth_mm < depth_mm - 1e-6:
+        sim.apply(cmd.Advance(distance_mm=min(step_mm, depth_mm - sim.needle.depth_mm)))
+
+
+def advance_until_loss(sim, max_depth_mm: float, step_mm: float = 1.0, medium: str = "saline") -> list:
+    """Small steps with a syringe test after each, until a loss of resistance (returns the readings
+    as (depth, tissue at the tip, pressure, events of the step))."""
+    readings = []
+    while sim.needle.depth_mm < max_depth_mm:
+        events = sim.apply(cmd.Advance(distance_mm=step_mm))
+        events += sim.apply(cmd.TestLossOfResistance(medium=medium))
+        pressure = events_of(events, "loss_of_resistance_tested")[0].data["pressure_mmhg"]
+        readings.append((sim.needle.depth_mm, sim.needle.tip_tissue(), pressure, events))
+        if events_of(events, "loss_of_resistance"):
+            break
+    return readings
