@@ -63,8 +63,9 @@ def run_reference(sim: Simulation, finish: bool = True) -> Simulation:
         sim.apply(cmd.MoveCArm(oblique_deg=90.0, tilt_deg=0.0, isocentre_mm=iso))
         sim.apply(cmd.AcquireImage())
     _advance_to_loss(sim, total + 8.0)
-    sim.apply(cmd.InjectContrast(volume_ml=1.5))
     if fluoro:
+        # contrast confirms the epidural spread (there is nothing to see it with in landmark mode)
+        sim.apply(cmd.InjectContrast(volume_ml=1.5))
         sim.apply(cmd.AcquireImage())
         sim.apply(cmd.MoveCArm(oblique_deg=0.0, tilt_deg=tilt, isocentre_mm=iso))
         sim.apply(cmd.AcquireImage())
