@@ -30,8 +30,19 @@ class _Loader(QObject):
             sc = self.loaded.scenario
             anatomy = build_anatomy(sc.patient.parameters(), voxel_mm=sc.anatomy.voxel_mm, levels=sc.anatomy.levels)
             anatomy.meshes()
-            anatomy.mu_volume()
             anatomy.landmarks
+            # compile the ray casters now (once per machine; cached on disk) so the trainee's first
+            # X-ray is not slow
+            import numpy as np
+
+            from simulator.imaging.carm import CArmPose
+            from simulator.imaging.fluoroscope import Fluoroscope
+            from simulator.imaging.overlay import Overlay
+
+            centre = 0.5 * (anatomy.grid.lo_mm + anatomy.grid.hi_mm)
+            wire = Overlay(np.stack([centre, centre + np.array([0.0, 20.0, 0.0])]), 0.5)
+            Fluoroscope(anatomy.mu_volume(), anatomy.world_from_voxel, 16).render(
+                CArmPose(0.0, 0.0, tuple(float(v) for v in centre)), [wire], None, (0,))
         except SpineSimError as err:
             self.failed.emit(str(err))
         except Exception as err:  # noqa: BLE001 - shown to the user as a message
