@@ -106,11 +106,11 @@ def _anatomy_for(loaded):
 def cmd_landmarks(args) -> int:
     loaded = _load(args.scenario, args.patient_seed)
     from simulator.anatomy.patient import GENERATOR_VERSION
-    from simulator.anatomy.phantom import LumbarPhantom
     from simulator.anatomy.landmarks import compute_landmarks
+    from simulator.anatomy.phantom import SpinePhantom
 
     patient = loaded.scenario.patient.parameters().resolved()
-    landmarks = compute_landmarks(LumbarPhantom(patient))
+    landmarks = compute_landmarks(SpinePhantom(patient))
     if args.json:
         print(json.dumps({
             "format": "spinesim-landmarks", "format_version": 1, "scenario": loaded.scenario.id,

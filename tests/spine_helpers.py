@@ -8,7 +8,7 @@ from functools import lru_cache
 import numpy as np
 
 from simulator.anatomy.patient import PatientParameters
-from simulator.anatomy.phantom import LumbarPhantom
+from simulator.anatomy.phantom import SpinePhantom
 from simulator.anatomy.tissues import tissue_table
 from simulator.protocol import commands as cmd
 
@@ -22,9 +22,9 @@ LANDMARK_L5S1 = "lumbar_interlaminar_l5s1_landmark"
 
 
 @lru_cache(maxsize=None)
-def phantom(seed: int, **patient) -> LumbarPhantom:
+def phantom(seed: int, **patient) -> SpinePhantom:
     """A seeded patient's phantom (exact tissue queries, no voxel volume)."""
-    return LumbarPhantom(PatientParameters(seed=seed, **patient).resolved())
+    return SpinePhantom(PatientParameters(seed=seed, **patient).resolved())
 
 
 def names(ids) -> list[str]:
@@ -49,7 +49,7 @@ def tissues_along(tissue_at, start, direction, length_mm: float, step_mm: float 
     return names(tissue_at(np.asarray(start, float) + t[:, None] * d))
 
 
-def bone_along_local(ph: LumbarPhantom, seg, centre_local, dir_local, t: np.ndarray) -> np.ndarray:
+def bone_along_local(ph: SpinePhantom, seg, centre_local, dir_local, t: np.ndarray) -> np.ndarray:
     """Whether each point ``centre + t * dir`` (a vertebra's body frame) is bone."""
     d = np.asarray(dir_local, float)
     d = d / np.linalg.norm(d)

@@ -21,7 +21,8 @@ from simulator.anatomy import landmarks as landmarks_mod
 from simulator.anatomy.meshes import DISPLAY_GROUPS, Mesh, skin_mesh, structure_mesh
 from simulator.anatomy.patient import (GENERATOR_VERSION, PatientParameters, ResolvedPatient,
                                        generator_fingerprint)
-from simulator.anatomy.phantom import INTERSPACES, LEVELS, LumbarPhantom, VolumeGrid
+from simulator.anatomy.column import ALL_LEVELS, INTERSPACES
+from simulator.anatomy.phantom import SpinePhantom, VolumeGrid
 from simulator.anatomy.tissues import tissue_table
 from simulator.errors import SpineSimError
 from simulator.paths import cache_dir
@@ -29,8 +30,6 @@ from simulator.paths import cache_dir
 #: Default voxel size of the anatomy volume, mm. Thin structures (dura, joint spaces) are exact for
 #: the needle through the phantom's implicit geometry, so the volume only has to serve imaging.
 DEFAULT_VOXEL_MM = 1.0
-
-ALL_LEVELS = LEVELS + ("S1",)
 
 
 @dataclass(frozen=True)
@@ -47,13 +46,13 @@ class Anatomy:
 
     Parameters
     ----------
-    phantom : LumbarPhantom
+    phantom : SpinePhantom
     grid : VolumeGrid
     labels : ndarray (uint8, grid.shape)
     info : BuildInfo
     """
 
-    def __init__(self, phantom: LumbarPhantom, grid: VolumeGrid, labels: np.ndarray, info: BuildInfo):
+    def __init__(self, phantom: SpinePhantom, grid: VolumeGrid, labels: np.ndarray, info: BuildInfo):
         self.phantom = phantom
         self.grid = grid
         self.labels = labels
@@ -121,12 +120,33 @@ class Anatomy:
         p = np.asarray(point_mm, float)
         best, best_d = INTERSPACES[0], np.inf
         for name in INTERSPACES:
-            upper = self.phantom.by_level[name.split("-")[0]]
-            axis = upper.axis([0.0, 0.0, 1.0])
+            axis = self.endplate_normal(name.split("-")[0])
             d = abs(float((p - self.landmarks[f"{name}.interlaminar_center"]) @ axis))
+            d += 0.1 * float(np.linalg.norm(p - self.landmarks[f"{name}.interlaminar_center"]))
             if d < best_d:
                 best, best_d = name, d
         return best
+
+    def endplate_normal(self, level: str) -> np.ndarray:
+        """Unit normal of a vertebra's superior endplate (its body axis); S1: the sacral endplate."""
+        if level == "S1":
+            return self.phantom.sacral_frame.world_from_plate[:3, 2].copy()
+        return self.phantom.by_level[level].axis([0.0, 0.0, 1.0])
+
+    def skin_signed_distance(self, points_mm: np.ndarray) -> np.ndarray:
+        """Signed distance to the skin surface (negative inside the body), mm."""
+        return self.phantom.torso.field(np.asarray(points_mm, float))
+
+    @property
+    def levels(self) -> tuple[str, ...]:
+        """The levels whose vertebrae lie (at least partly) in the volume."""
+        lo, hi = self.grid.lo_mm, self.grid.hi_mm
+        out = []
+        for level in ALL_LEVELS:
+            z = self.phantom.by_level[level].to_world([0.0, 0.0, 0.0])[2]
+            if lo[2] <= z <= hi[2]:
+                out.append(level)
+        return tuple(out)
 
     def structure_at(self, point_mm) -> str | None:
         """Name of the innermost (last painted) structure containing ``point_mm``, if any."""
@@ -168,7 +188,7 @@ class Anatomy:
 
 
 # ---------------------------------------------------------------------------- building and cache
-def region_bounds(phantom: LumbarPhantom, levels: tuple[str, str] | None) -> np.ndarray:
+def region_bounds(phantom: SpinePhantom, levels: tuple[str, str] | None) -> np.ndarray:
     """World box of the body between two levels (inclusive), or of the whole phantom."""
     body = phantom.bounds_mm()
     if levels is None:
@@ -223,7 +243,7 @@ def build_anatomy(parameters: PatientParameters | ResolvedPatient, voxel_mm: flo
     if not (0.3 <= voxel_mm <= 4.0):
         raise SpineSimError(f"voxel size {voxel_mm} mm is outside 0.3-4 mm")
     t0 = time.perf_counter()
-    phantom = LumbarPhantom(patient)
+    phantom = SpinePhantom(patient)
     bounds = region_bounds(phantom, levels)
     grid = VolumeGrid.covering(bounds[0], bounds[1], voxel_mm)
     key = cache_key(patient, voxel_mm, list(levels) if levels else None)

@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
-from simulator.anatomy.lumbar_spine import Segment
 from simulator.anatomy.sacrum_pelvis import SacralFrame, SacrumShape
 from simulator.anatomy.structures import Tube
+from simulator.anatomy.vertebra import Segment
 from simulator.geometry import sdf
 
 #: Dura and arachnoid together, mm (0.3-0.5 mm, reference section 2.1).
@@ -31,28 +31,46 @@ def resample_with(points: np.ndarray, attrs: np.ndarray, step_mm: float = 1.0,
 
 def posterior_fat_mm(level: str) -> float:
     """Posterior epidural space depth at the interlaminar level: up to 5-6 mm mid-lumbar (L2/3),
-    narrower caudally (reference section 2.1)."""
-    return {"L1": 4.6, "L2": 5.2, "L3": 5.0, "L4": 4.6, "L5": 4.0}.get(level, 3.5)
+    narrower caudally; 1-2 mm in the neck, 3-4 mm at C7-T1; LF-to-dura 4-5 mm in the upper thorax
+    (Aldrete 1998) (reference section 2.1)."""
+    table = {"L1": 4.6, "L2": 5.2, "L3": 5.0, "L4": 4.6, "L5": 4.0, "C7": 3.5, "T1": 4.5, "T2": 4.0}
+    if level in table:
+        return table[level]
+    if level.startswith("C"):
+        return 1.6
+    return 3.5
+
+
+def cord_radii_mm(level: str) -> tuple[float, float]:
+    """Cord semi-axes (transverse, AP): the cervical enlargement ~12-14 x 7-9 mm, the thoracic cord
+    ~8 x 6 mm, the lumbosacral enlargement a little larger (reference section 2.4)."""
+    if level in ("C4", "C5", "C6"):
+        return 6.5, 4.0
+    if level.startswith("C"):
+        return 6.0, 3.8
+    if level in ("T11", "T12", "L1"):
+        return 4.6, 3.6
+    return 4.0, 3.0
 
 
 class SpinalCanal:
-    """Centrelines and sections of the canal and the dural sac for one patient.
+    """Centrelines and sections of the canal, the dural sac and the cord for one patient.
 
     Parameters
     ----------
     segments : list of Segment
-        L1..L5, cranial first.
+        The vertebrae, cranial first.
     frame, shape : sacral arc frame and shape
-    dural_end_s_mm : float
-        Arc length along the sacrum where the dural sac ends (upper S2 on average).
+    conus_tip_mm : ndarray (3,)
+        Where the cord ends (the conus medullaris).
     """
 
     def __init__(self, segments: list[Segment], frame: SacralFrame, shape: SacrumShape):
-        canal_pts, canal_attr, sac_pts, sac_attr = [], [], [], []
+        canal_pts, canal_attr, sac_pts, sac_attr, cord_attr = [], [], [], [], []
         top = segments[0]
         for seg in segments:
             d = seg.dims
-            rx_sac = 0.36 * d.canal_width_mm
+            rx_sac = (0.33 if seg.region == "cervical" else 0.36) * d.canal_width_mm
             ry_sac = 0.5 * (d.canal_depth_mm - 1.0 - posterior_fat_mm(seg.name))
             zs = (0.5 * seg.height_mid_mm + 25.0, 0.5 * seg.height_mid_mm) if seg is top else ()
             for z in (*zs, 0.4 * seg.height_mid_mm, 0.0, -0.4 * seg.height_mid_mm):
@@ -61,6 +79,7 @@ class SpinalCanal:
                 canal_attr.append([0.5 * d.canal_width_mm + 1.0, 0.5 * d.canal_depth_mm + 1.6])
                 sac_pts.append(seg.to_world([0.0, -seg.half_depth - 1.0 - ry_sac, z]))
                 sac_attr.append([rx_sac, ry_sac])
+                cord_attr.append(cord_radii_mm(seg.name))
         for s in np.arange(0.0, 101.0, 5.0) * shape.scale:
             cx = float(shape.canal_half_width(s))
             cy = float(shape.canal_half_depth(s))
@@ -73,49 +92,89 @@ class SpinalCanal:
                 ry = max(0.5 * (2 * cy - 1.0 - 3.0), 2.0) * taper
                 sac_pts.append(frame.to_world(0.0, s, centre_ap + cy - 1.0 - ry))
                 sac_attr.append([0.62 * cx * taper, ry])
+                cord_attr.append((2.0, 2.0))
         self.canal_centre, canal_r = resample_with(np.array(canal_pts), np.array(canal_attr))
-        self.sac_centre, sac_r = resample_with(np.array(sac_pts), np.array(sac_attr), smooth_mm=4.0)
+        self.sac_centre, sac_r = resample_with(np.array(sac_pts), np.array(np.hstack([sac_attr, cord_attr])),
+                                               smooth_mm=4.0)
         self.canal = Tube(self.canal_centre, canal_r[:, 0], canal_r[:, 1])
         self.sac = Tube(self.sac_centre, sac_r[:, 0], sac_r[:, 1])
         self.sac_rx = sac_r[:, 0]
         self.sac_ry = sac_r[:, 1]
+        self.cord_rx = np.minimum(sac_r[:, 2], 0.85 * self.sac_rx)
+        self.cord_ry = np.minimum(sac_r[:, 3], 0.8 * self.sac_ry)
 
-    def sub_tube(self, start_mm: float, stop_mm: float, scale_x: float, scale_y: float,
+    def sub_tube(self, start_mm: float, stop_mm: float, rx: np.ndarray, ry: np.ndarray,
                  anterior_shift: float, taper_mm: float = 0.0) -> Tube:
         """A tube inside the sac between arc lengths ``start_mm`` and ``stop_mm`` of the sac's
-        centreline, with sections scaled from the sac's and shifted anteriorly by a fraction of it."""
+        centreline, with sections ``rx``, ``ry`` (per sample of the whole centreline) and shifted
+        anteriorly by a fraction of the sac's AP radius."""
         n = len(self.sac_centre)
         i0 = int(np.clip(start_mm, 0, n - 2))
         i1 = int(np.clip(stop_mm, i0 + 2, n))
         idx = np.arange(i0, i1)
         ey = self.sac.ey[idx]
-        centre = self.sac_centre[idx] + ey * (anterior_shift * self.sac_ry[idx])[:, None]
-        rx = self.sac_rx[idx] * scale_x
-        ry = self.sac_ry[idx] * scale_y
+        anterior = ey * np.sign(ey[:, 1:2])  # the section axis that points forwards
+        centre = self.sac_centre[idx] + anterior * (anterior_shift * self.sac_ry[idx])[:, None]
+        rx_i = np.asarray(rx, float)[idx]
+        ry_i = np.asarray(ry, float)[idx]
         if taper_mm > 0:
-            t = np.clip((idx[-1] - idx) / taper_mm, 0.2, 1.0)
-            rx, ry = rx * t, ry * t
-        return Tube(centre, rx, ry)
+            t = np.clip((idx[-1] - idx) / taper_mm, 0.15, 1.0)
+            rx_i, ry_i = rx_i * t, ry_i * t
+        return Tube(centre, rx_i, ry_i)
+
+    def cord(self, conus_s_mm: float) -> Tube:
+        """The spinal cord from the top of the phantom to the tip of the conus."""
+        return self.sub_tube(0.0, conus_s_mm, self.cord_rx, self.cord_ry, 0.0, taper_mm=16.0)
+
+    def cauda_equina(self, conus_s_mm: float) -> Tube:
+        """The cauda equina: the roots below the conus, lying in the dependent (for a prone patient,
+        anterior) part of the sac."""
+        return self.sub_tube(conus_s_mm - 5.0, len(self.sac_centre) - 3, 0.55 * self.sac_rx, 0.5 * self.sac_ry, 0.35)
 
     def sac_arclength_at(self, point: np.ndarray) -> float:
         """Arc length (mm) along the sac's centreline of the sample nearest ``point``."""
         return float(np.argmin(np.linalg.norm(self.sac_centre - point, axis=1)))
 
 
-def nerve_root_field(seg: Segment, side: int, sac_rx: float):
-    """An exiting lumbar root with its dorsal root ganglion: from the sac, under the pedicle,
-    out of the foramen infero-laterally."""
-    d = seg.dims
-    x_ped = 0.5 * d.canal_width_mm + 0.5 * d.pedicle_width_mm
-    below_pedicle = seg.pedicle_z - 0.5 * d.pedicle_height_mm - 4.5
-    a = seg.to_world([side * 0.8 * sac_rx, -seg.half_depth - 4.0, seg.pedicle_z + 1.0])
-    b = seg.to_world([side * (x_ped - 2.0), -seg.half_depth - 3.0, below_pedicle])
-    c = seg.to_world([side * (x_ped + 20.0), -seg.half_depth + 8.0, below_pedicle - 18.0])
-    ganglion = seg.to_world([side * x_ped, -seg.half_depth - 2.5, below_pedicle - 1.5])
+def nerve_root_field(upper: Segment, lower: Segment | None, side: int, sac_rx: float):
+    """An exiting spinal nerve root with its dorsal root ganglion, through the foramen between
+    ``upper`` and ``lower``: from the sac, under the upper pedicle, out of the foramen (lumbar:
+    infero-laterally; thoracic: laterally under the rib; cervical: antero-laterally in the gutter of
+    the transverse process, behind the vertebral artery)."""
+    d = upper.dims
+    x_ped = abs(upper.pedicle_centre_local(side)[0])
+    below_pedicle = upper.pedicle_z - 0.5 * d.pedicle_height_mm - (4.5 if upper.region != "cervical" else 2.0)
+    if upper.region == "cervical":
+        # the cervical foramen sits between the pedicles at the level of the disc below the body
+        z_foramen = -0.5 * upper.height_mid_mm - 1.0
+        a = upper.to_world([side * 0.8 * sac_rx, -upper.half_depth - 3.0, z_foramen + 1.0])
+        b = upper.to_world([side * (x_ped + 1.0), -upper.half_depth - 1.0, z_foramen])
+        c = upper.to_world([side * (0.5 * d.transverse_span_mm + 4.0), -upper.half_depth + 5.0, z_foramen - 6.0])
+        ganglion = upper.to_world([side * (x_ped + 2.5), -upper.half_depth - 0.5, z_foramen])
+        radii = (2.6, 2.4, 3.0)
+    else:
+        a = upper.to_world([side * 0.8 * sac_rx, -upper.half_depth - 4.0, upper.pedicle_z + 1.0])
+        b = upper.to_world([side * (x_ped - 2.0), -upper.half_depth - 3.0, below_pedicle])
+        if upper.region == "thoracic":
+            c = upper.to_world([side * (x_ped + 25.0), -upper.half_depth + 2.0, below_pedicle - 6.0])
+        else:
+            c = upper.to_world([side * (x_ped + 20.0), -upper.half_depth + 8.0, below_pedicle - 18.0])
+        ganglion = upper.to_world([side * x_ped, -upper.half_depth - 2.5, below_pedicle - 1.5])
+        radii = (3.4, 3.2, 4.2) if upper.region == "lumbar" else (2.8, 2.6, 3.4)
+    r_root = 2.2 if upper.region == "lumbar" else 1.8
 
     def field(points: np.ndarray) -> np.ndarray:
-        return sdf.union(sdf.capsule(points, a, b, 2.2), sdf.capsule(points, b, c, 2.4),
-                         sdf.ellipsoid(points, ganglion, (3.4, 3.2, 4.2)), k_mm=2.0)
+        return sdf.union(sdf.capsule(points, a, b, r_root), sdf.capsule(points, b, c, r_root + 0.2),
+                         sdf.ellipsoid(points, ganglion, radii), k_mm=2.0)
 
     points = np.stack([a, b, c, ganglion])
-    return field, points
+    return field, points, ganglion
+
+
+def root_name(upper: str, lower: str) -> str:
+    """The clinical name of the root leaving the foramen between two vertebrae: in the neck the
+    root numbered after the vertebra below (C5-C6 carries C6, C7-T1 carries C8); below, the one
+    numbered after the vertebra above (L4-L5 carries L4)."""
+    if upper.startswith("C"):
+        return "C8" if lower == "T1" else lower
+    return upper

@@ -2,33 +2,44 @@
 
 Names are stable and documented (README, "Landmarks"):
 
-Per vertebra ``V`` in L1..L5:
+Per vertebra ``V`` in C2..L5:
     ``V.body_center``, ``V.superior_endplate_center``, ``V.inferior_endplate_center``,
     ``V.spinous_tip``, ``V.pedicle_left_center``, ``V.pedicle_right_center``,
-    ``V.transverse_tip_left``, ``V.transverse_tip_right``, ``V.lamina_left``, ``V.lamina_right``.
-Per interspace ``U-L`` in L1-L2 .. L5-S1:
+    ``V.transverse_tip_left``, ``V.transverse_tip_right``, ``V.lamina_left``, ``V.lamina_right``;
+    cervical also ``V.lateral_mass_left_center``, ``V.lateral_mass_right_center`` (articular pillar
+    centroid) and ``V.foramen_transversarium_left`` / ``_right``; thoracic also
+    ``V.rib_head_left`` / ``_right`` and ``V.costotransverse_left`` / ``_right``; lumbar also
+    ``V.sap_tp_junction_left`` / ``_right`` (superior articular process meeting the transverse
+    process: the medial branch target).
+Per interspace ``U-L`` in C2-C3 .. L5-S1:
     ``U-L.interlaminar_center`` (the centre of the interlaminar window, in the ligamentum flavum,
     midline), ``U-L.epidural_target`` (midline posterior epidural fat behind the dura, at the
     window), ``U-L.disc_center``, ``U-L.facet_left_center``, ``U-L.facet_right_center``,
-    ``U-L.foramen_left_center``, ``U-L.foramen_right_center``.
+    ``U-L.foramen_left_center``, ``U-L.foramen_right_center``, ``U-L.sap_tip_left`` /
+    ``_right`` (tip of the lower vertebra's superior articular process).
 Sacrum and pelvis:
-    ``S1.superior_endplate_center``, ``S1.foramen_left``, ``S1.foramen_right`` (dorsal S1 foramina),
-    ``sacrum.hiatus_apex``, ``sacrum.cornu_left``, ``sacrum.cornu_right``, ``coccyx.tip``,
-    ``iliac_crest_left_top``, ``iliac_crest_right_top``, ``psis_left``, ``psis_right``,
-    ``dural_sac.end``, ``conus.tip``.
+    ``S1.superior_endplate_center``, ``S1.foramen_left``, ``S1.foramen_right`` (dorsal S1 foramina,
+    and likewise ``S2``-``S4``), ``sacrum.hiatus_apex``, ``sacrum.cornu_left``,
+    ``sacrum.cornu_right``, ``coccyx.tip``, ``iliac_crest_left_top``, ``iliac_crest_right_top``,
+    ``psis_left``, ``psis_right``, ``sij_left_lower_third``, ``sij_right_lower_third``.
+Canal:
+    ``dural_sac.end``, ``conus.tip``, ``vertebral_artery_left_entry`` / ``_right_entry``.
 
-British spellings (``..._centre``) are accepted on lookup.
+Levels outside a region-only build are present too (the phantom is analytic). British spellings
+(``..._centre``) are accepted on lookup.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from simulator.anatomy.phantom import INTERSPACES, LumbarPhantom
+from simulator.anatomy import vertebra as vt
+from simulator.anatomy.phantom import INTERSPACES, SpinePhantom
+from simulator.anatomy.sacrum_pelvis import DORSAL_FORAMINA
 from simulator.anatomy.tissues import tid
 
 
-def _first_along(phantom: LumbarPhantom, start: np.ndarray, direction: np.ndarray, tissue: int,
+def _first_along(phantom: SpinePhantom, start: np.ndarray, direction: np.ndarray, tissue: int,
                  max_mm: float, step_mm: float = 0.1) -> float | None:
     t = np.arange(0.0, max_mm, step_mm)
     labels = phantom.tissue_at(start + t[:, None] * direction)
@@ -36,7 +47,7 @@ def _first_along(phantom: LumbarPhantom, start: np.ndarray, direction: np.ndarra
     return float(t[hits[0]]) if hits.size else None
 
 
-def epidural_target(phantom: LumbarPhantom, interspace: str) -> np.ndarray:
+def epidural_target(phantom: SpinePhantom, interspace: str) -> np.ndarray:
     """Midpoint of the posterior epidural fat in the midline at an interspace.
 
     Found by walking forward from the interlaminar centre through the ligamentum flavum into the
@@ -54,12 +65,12 @@ def epidural_target(phantom: LumbarPhantom, interspace: str) -> np.ndarray:
     return start + forward * (begin + depth)
 
 
-def interlaminar_centre(phantom: LumbarPhantom, interspace: str) -> np.ndarray:
+def interlaminar_centre(phantom: SpinePhantom, interspace: str) -> np.ndarray:
     """Midline centre of the interlaminar window, inside the ligamentum flavum."""
     return phantom.interlaminar_centre(interspace)
 
 
-def compute_landmarks(phantom: LumbarPhantom) -> dict[str, np.ndarray]:
+def compute_landmarks(phantom: SpinePhantom) -> dict[str, np.ndarray]:
     """All named landmarks of ``phantom``."""
     out: dict[str, np.ndarray] = {}
     for seg in phantom.segments:
@@ -71,11 +82,22 @@ def compute_landmarks(phantom: LumbarPhantom) -> dict[str, np.ndarray]:
         out[f"{n}.spinous_tip"] = seg.to_world(seg.spinous_tip_local())
         for side, name in ((1, "right"), (-1, "left")):
             out[f"{n}.pedicle_{name}_center"] = seg.to_world(seg.pedicle_centre_local(side))
-            out[f"{n}.transverse_tip_{name}"] = seg.to_world(
-                [side * 0.5 * d.transverse_span_mm, -seg.half_depth - 5.0, seg.pedicle_z - 2.0])
+            out[f"{n}.transverse_tip_{name}"] = seg.to_world(vt.transverse_tip_local(seg, side))
             out[f"{n}.lamina_{name}"] = seg.to_world(
                 [side * (0.25 * d.canal_width_mm + 1.0), seg.canal_back_y - 0.5 * d.lamina_thickness_mm,
                  0.5 * (seg.lamina_top_z + seg.lamina_bottom_z)])
+            if seg.region == "cervical":
+                out[f"{n}.lateral_mass_{name}_center"] = seg.to_world(seg.lateral_mass_centre_local(side))
+                out[f"{n}.foramen_transversarium_{name}"] = seg.to_world(vt.foramen_transversarium_local(seg, side))
+            elif seg.region == "thoracic":
+                out[f"{n}.rib_head_{name}"] = seg.to_world([side * (0.5 * d.endplate_width_mm + 2.5),
+                                                            -seg.half_depth + 4.0, 0.2 * seg.height_mid_mm])
+                out[f"{n}.costotransverse_{name}"] = seg.to_world(vt.transverse_tip_local(seg, side)
+                                                                  + np.array([0.0, 3.0, -1.0]))
+            else:
+                # the superior articular process meets the transverse process at the pedicle's back
+                root = seg.pedicle_centre_local(side) + np.array([side * 4.0, -0.5 * seg.pedicle_length_mm - 2.0, 1.5])
+                out[f"{n}.sap_tp_junction_{name}"] = seg.to_world(root)
     for interspace in INTERSPACES:
         upper, lower = interspace.split("-")
         u = phantom.by_level[upper]
@@ -85,30 +107,45 @@ def compute_landmarks(phantom: LumbarPhantom) -> dict[str, np.ndarray]:
         out[f"{interspace}.disc_center"] = 0.5 * (u.to_world([0.0, 0.0, -0.5 * u.height_mid_mm])
                                                   + lw.to_world([0.0, 0.0, 0.5 * lw.height_mid_mm]))
         for joint in phantom.joints[interspace]:
-            side = "right" if joint.centre[0] > 0 else "left"
+            side = "right" if joint.centre[0] > u.to_world([0.0, 0.0, 0.0])[0] else "left"
             out[f"{interspace}.facet_{side}_center"] = joint.centre
+            out[f"{interspace}.sap_tip_{side}"] = (joint.centre - joint.normal * 4.0
+                                                  + joint.up * (joint.half_height_mm + 1.0))
         for side, name in ((1, "right"), (-1, "left")):
-            below_pedicle = u.pedicle_z - 0.5 * u.dims.pedicle_height_mm - 6.0
-            out[f"{interspace}.foramen_{name}_center"] = u.to_world(
-                [side * (0.5 * u.dims.canal_width_mm + 0.5 * u.dims.pedicle_width_mm),
-                 -u.half_depth - 2.0, below_pedicle])
+            if u.region == "cervical":
+                centre = u.to_world([side * (abs(u.pedicle_centre_local(side)[0]) + 1.0), -u.half_depth - 1.0,
+                                     -0.5 * u.height_mid_mm - 1.0])
+            else:
+                below_pedicle = u.pedicle_z - 0.5 * u.dims.pedicle_height_mm - 6.0
+                centre = u.to_world([side * (0.5 * u.dims.canal_width_mm + 0.5 * u.dims.pedicle_width_mm),
+                                     -u.half_depth - 2.0, below_pedicle])
+            out[f"{interspace}.foramen_{name}_center"] = centre
     shape = phantom.sacrum_shape
     frame = phantom.sacral_frame
     k = shape.scale
     out["S1.superior_endplate_center"] = frame.to_world(0.0, 0.0, 0.0)
+    for number, (s_f, x_f, _) in enumerate(DORSAL_FORAMINA, start=1):
+        for side, name in ((1, "right"), (-1, "left")):
+            out[f"S{number}.foramen_{name}"] = frame.to_world(side * x_f * k, s_f * k, shape.dorsal_surface_ap(s_f * k))
     for side, name in ((1, "right"), (-1, "left")):
-        out[f"S1.foramen_{name}"] = frame.to_world(side * 22.0 * k, 27.0 * k, shape.dorsal_surface_ap(27.0 * k))
         out[f"sacrum.cornu_{name}"] = frame.to_world(side * 6.5 * k, shape.hiatus_apex_s_mm + 11.0 * k,
                                                      shape.dorsal_surface_ap(shape.hiatus_apex_s_mm + 11.0 * k))
         ilium = phantom.ilia[name]
         out[f"iliac_crest_{name}_top"] = ilium.crest_top()
         out[f"psis_{name}"] = frame.to_world(side * (shape.lateral_half_width(20.0 * k) - 2.0), 20.0 * k,
                                              shape.dorsal_surface_ap(20.0 * k) - 10.0 * k)
+        # the lower third of the joint (the injection target), on its posterior (medial) line
+        s_low = 48.0 * k
+        out[f"sij_{name}_lower_third"] = frame.to_world(side * (shape.lateral_half_width(s_low) + 1.0), s_low,
+                                                        shape.dorsal_surface_ap(s_low) + 6.0 * k)
+        entry = phantom.va_entry[1 if name == "right" else -1]
+        seg = phantom.by_level[entry]
+        out[f"vertebral_artery_{name}_entry"] = seg.to_world(vt.foramen_transversarium_local(seg, 1 if name == "right" else -1))
     apex = shape.hiatus_apex_s_mm
     out["sacrum.hiatus_apex"] = frame.to_world(0.0, apex, shape.canal_centre_ap(apex) - shape.canal_half_depth(apex))
     out["coccyx.tip"] = frame.to_world(0.0, 132.0 * k, -2.0 * k)
     out["dural_sac.end"] = phantom.canal.sac_centre[-1]
-    out["conus.tip"] = phantom.structure("spinal_cord").field.centre[-1]
+    out["conus.tip"] = phantom.conus_tip
     return {k_: np.asarray(v, float) for k_, v in out.items()}
 
 

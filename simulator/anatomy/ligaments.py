@@ -28,12 +28,13 @@ def counter_clockwise(v: np.ndarray) -> np.ndarray:
 
 
 def ligamentum_flavum_field(top_attach: np.ndarray, bottom_attach: np.ndarray, half_width_mm: float,
-                            thickness_mm: float):
+                            thickness_mm: float, midline_gap_mm: float = 0.0):
     """The ligamentum flavum of one interspace: two halves meeting in the midline like a shallow V
     (apex posterior), from the front of the upper lamina to the top of the lower lamina.
 
     ``top_attach`` and ``bottom_attach`` are world points on the canal side (its anterior surface)
-    in the midline.
+    in the midline. ``midline_gap_mm`` > 0 leaves the halves unfused in the midline (common in the
+    neck: a needle there finds no ligament and a false loss of resistance).
     """
     along = frames.unit(bottom_attach - top_attach)
     length = float(np.linalg.norm(bottom_attach - top_attach))
@@ -50,10 +51,16 @@ def ligamentum_flavum_field(top_attach: np.ndarray, bottom_attach: np.ndarray, h
         centre = centre_line + axes[1] * (0.5 * half_width_mm - 1.25) + axes[2] * (0.5 * thickness_mm)
         halves.append((centre, axes))
 
+    lateral_axis = frames.unit(np.cross(along, np.cross([1.0, 0.0, 0.0], along)))
+
     def field(points: np.ndarray) -> np.ndarray:
         parts = [oriented_box(points, c, a, (0.5 * length + 1.5, 0.5 * half_width_mm + 1.25,
                                              0.5 * thickness_mm), 0.6) for c, a in halves]
-        return sdf.union(*parts, k_mm=1.0)
+        d = sdf.union(*parts, k_mm=1.0)
+        if midline_gap_mm > 0.0:
+            across = np.abs((points - centre_line) @ lateral_axis)
+            d = np.maximum(d, 0.5 * midline_gap_mm - across)
+        return d
 
     corners = np.array([top_attach, bottom_attach])
     return field, corners

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 from skimage.measure import marching_cubes
 
-from simulator.anatomy.phantom import LumbarPhantom, VolumeGrid
+from simulator.anatomy.phantom import SpinePhantom, VolumeGrid
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ def _mesh_from_distance(d: np.ndarray, grid: VolumeGrid, group: str) -> Mesh | N
     return Mesh(verts.astype(np.float32), faces.astype(np.int32), group)
 
 
-def structure_mesh(phantom: LumbarPhantom, name: str, voxel_mm: float = 0.8,
+def structure_mesh(phantom: SpinePhantom, name: str, voxel_mm: float = 0.8,
                    clip: np.ndarray | None = None) -> Mesh | None:
     """Mesh of one named structure (``None`` if it has no inside within ``clip``)."""
     s = phantom.structure(name)
@@ -50,11 +50,11 @@ def structure_mesh(phantom: LumbarPhantom, name: str, voxel_mm: float = 0.8,
     return _mesh_from_distance(phantom.structure_distance(name, grid), grid, s.group)
 
 
-def skin_mesh(phantom: LumbarPhantom, bounds: np.ndarray, voxel_mm: float = 2.0) -> Mesh | None:
+def skin_mesh(phantom: SpinePhantom, bounds: np.ndarray, voxel_mm: float = 2.0) -> Mesh | None:
     """Mesh of the skin surface inside ``bounds``."""
     grid = VolumeGrid.covering(bounds[0], bounds[1], voxel_mm)
     return _mesh_from_distance(phantom.skin_distance(grid), grid, "skin")
 
 
 #: Structures drawn in the 3D view (the torso layers are drawn as the skin only).
-DISPLAY_GROUPS = ("bone", "disc", "ligament", "neural", "joint")
+DISPLAY_GROUPS = ("bone", "disc", "ligament", "neural", "joint", "vessel", "organ")

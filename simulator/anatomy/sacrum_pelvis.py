@@ -31,6 +31,9 @@ class SacrumShape:
     scale: float
     hiatus_apex_s_mm: float  # S4 in most people
     dural_sac_end_s_mm: float  # around upper S2
+    cornua: bool = True  # palpable sacral cornua beside the hiatus
+    hiatus_depth_factor: float = 1.0  # < 1: a narrow hiatus (AP depth under 3 mm in ~9%)
+    lumbarized_s1: bool = False  # S1 separated from S2 by a rudimentary disc
 
     def profile(self, knots_s, values, s):
         return np.interp(s, np.asarray(knots_s) * self.scale, np.asarray(values) * self.scale)
@@ -46,7 +49,12 @@ class SacrumShape:
         return self.profile([0, 30, 54, 74, 90, 103], [15, 13, 10, 7.5, 6.5, 6], s)
 
     def canal_half_depth(self, s):
-        return self.profile([0, 30, 54, 74, 90, 103], [6.5, 5.5, 4.0, 3.0, 2.6, 2.4], s)
+        depth = self.profile([0, 30, 54, 74, 90, 103], [6.5, 5.5, 4.0, 3.0, 2.6, 2.4], s)
+        if self.hiatus_depth_factor != 1.0:
+            # a narrow hiatus: the canal flattens from 10 mm above the apex down
+            narrowing = np.clip((s - (self.hiatus_apex_s_mm - 10.0 * self.scale)) / (10.0 * self.scale), 0.0, 1.0)
+            depth = depth * (1.0 - (1.0 - self.hiatus_depth_factor) * narrowing)
+        return depth
 
     def lateral_half_width(self, s):
         return self.profile([0, 8, 25, 45, 65, 85, 100], [50, 53, 50, 42, 30, 17, 9], s)
@@ -131,7 +139,7 @@ def sacrum_field(frame: SacralFrame, shape: SacrumShape, extra_bone=()):
         cornu_s = shape.hiatus_apex_s_mm + 11.0 * k
         cornu_ap = float(shape.dorsal_surface_ap(cornu_s)) + 2.0 * k
         cornua = [sdf.ellipsoid(np.stack([x, ap, s], -1), (side * 6.5 * k, cornu_ap, cornu_s),
-                                (3.2 * k, 3.5 * k, 6.0 * k)) for side in (1, -1)]
+                                (3.2 * k, 3.5 * k, 6.0 * k)) for side in (1, -1)] if shape.cornua else []
         bone = sdf.union(body, lateral, plate, *crest, *cornua, k_mm=4.0)
         if extra_bone:
             bone = sdf.union(bone, *[f(points) for f in extra_bone], k_mm=4.0)
@@ -141,13 +149,26 @@ def sacrum_field(frame: SacralFrame, shape: SacrumShape, extra_bone=()):
         canal = np.maximum(canal, s - 100.0 * k)
         bone = sdf.smooth_max(bone, -canal, 1.5)
         # dorsal and ventral foramina: four pairs of channels running front to back
-        for s_f, x_f, r_f in ((27.0, 22.0, 5.2), (50.0, 21.0, 4.6), (70.5, 19.0, 4.0), (87.0, 16.0, 3.2)):
+        for s_f, x_f, r_f in DORSAL_FORAMINA:
             for side in (1, -1):
                 hole = sdf.ellipse_2d(np.stack([x - side * x_f * k, s - s_f * k], -1), (r_f * k, r_f * k))
                 bone = sdf.smooth_max(bone, -hole, 1.0)
+        if shape.lumbarized_s1:
+            # a rudimentary S1-S2 disc separates the first sacral segment's body and arch; the
+            # lateral masses stay joined
+            gap = np.maximum(np.abs(s - LUMBARIZED_GAP_S_MM * k) - 2.5 * k,
+                             np.abs(x) - (shape.canal_half_width(s) + 10.0 * k))
+            bone = sdf.smooth_max(bone, -gap, 1.0)
         return bone
 
     return field
+
+
+#: The four pairs of dorsal sacral foramina: (arc position s, distance from the midline, radius), mm
+#: before scaling: ~2-3 cm from the midline and ~2-2.5 cm apart (reference 1.9).
+DORSAL_FORAMINA = ((27.0, 22.0, 5.2), (50.0, 21.0, 4.6), (70.5, 19.0, 4.0), (87.0, 16.0, 3.2))
+#: Where a lumbarised S1 is separated from S2 (arc position, mm before scaling).
+LUMBARIZED_GAP_S_MM = 30.0
 
 
 def coccyx_field(frame: SacralFrame, shape: SacrumShape):

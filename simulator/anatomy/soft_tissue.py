@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from simulator.anatomy import torso_kernel
 from simulator.anatomy.tissues import tid
 from simulator.geometry import sdf
 
@@ -29,7 +30,7 @@ def ravi_skin_to_epidural_mm(bmi: float) -> float:
 
 @dataclass
 class SpineProfile:
-    """Sagittal profiles of the spine sampled along world z (used to place the soft tissues).
+    """Sagittal profiles of the body sampled along world z (used to place the soft tissues).
 
     All arrays are sampled at ``z_mm`` (increasing).
     """
@@ -41,6 +42,10 @@ class SpineProfile:
     body_half_width_mm: np.ndarray
     transverse_y_mm: np.ndarray  # coronal plane of the transverse processes
     psoas: np.ndarray  # 0..1: how developed the psoas is at this height
+    fat_mm: np.ndarray  # subcutaneous fat over the spinous tips
+    nuchal_mm: np.ndarray  # ligamentum nuchae over the cervical spinous tips (0 below the neck)
+    half_width_mm: np.ndarray  # half the body's width (pelvis, waist, chest, shoulders, neck)
+    depth_mm: np.ndarray  # the body's anteroposterior depth
 
     def at(self, name: str, z: np.ndarray) -> np.ndarray:
         return np.interp(z, self.z_mm, getattr(self, name))
@@ -48,78 +53,59 @@ class SpineProfile:
 
 @dataclass
 class Torso:
-    """The body outline and its layers for one patient."""
+    """The body outline and its layers for one patient.
+
+    The posterior skin follows the spinous tips (a height field: the tips' line moved back by the
+    soft-tissue cover, bulging over the paraspinal muscles and curving forwards to the flanks); an
+    ellipse per height shapes the flanks and the front. Under the skin lie fat (thinnest over the
+    spine, thicker on the flanks and belly), the thoracolumbar fascia over the posterior muscles
+    (thickened in the midline, where its fibres stand in for the supraspinous ligament below L4),
+    the ligamentum nuchae in the neck's midline, the paraspinal muscles and psoas, the body wall
+    muscles, bowel gas, and viscera. The formulas run compiled (:mod:`torso_kernel`).
+    """
 
     profile: SpineProfile
-    fat_midline_mm: float  # subcutaneous fat over the spinous tips
-    bulge_mm: float  # how far the paraspinal muscles stand out behind the tips
-    half_width_mm: float
-    depth_mm: float
     gas_pockets: list[tuple[np.ndarray, np.ndarray]]  # (centre, radii) of bowel gas
 
-    def back_y(self, x: np.ndarray, z: np.ndarray) -> np.ndarray:
-        """World y of the posterior skin surface."""
-        cover = SKIN_MM + self.fat_midline_mm + FASCIA_MM + SUPRASPINOUS_ROOM_MM
-        mid = self.profile.at("midline_back_y_mm", z) - cover
-        ax = np.abs(x)
-        bulge = self.bulge_mm * (np.exp(-((ax - 38.0) / 26.0) ** 2) - np.exp(-(38.0 / 26.0) ** 2))
-        flank = 70.0 * (np.maximum(ax - 60.0, 0.0) / 110.0) ** 2
-        return mid - bulge + flank
+    def __post_init__(self):
+        prof = self.profile
+        self._prof_z = np.ascontiguousarray(prof.z_mm, dtype=np.float64)
+        self._prof = np.ascontiguousarray(np.stack([getattr(prof, name) for name in torso_kernel.PROFILE_ROWS]),
+                                          dtype=np.float64)
+        self._gas = np.array([[*c, *r] for c, r in self.gas_pockets], dtype=np.float64).reshape(-1, 6)
+        self._ids = np.array([tid(n) for n in ("air", "skin", "subcutaneous_fat", "thoracolumbar_fascia",
+                                               "muscle", "viscera", "bowel_gas", "supraspinous_ligament")],
+                             dtype=np.uint8)
+
+    def cover_mm(self, z: np.ndarray) -> np.ndarray:
+        """Soft tissue between the skin and the spinous tips in the midline."""
+        prof = self.profile
+        return SKIN_MM + prof.at("fat_mm", z) + FASCIA_MM + SUPRASPINOUS_ROOM_MM + prof.at("nuchal_mm", z)
 
     def field(self, points: np.ndarray) -> np.ndarray:
         """Signed distance (approximately) to the skin surface; negative inside the body."""
-        x, y, z = points[..., 0], points[..., 1], points[..., 2]
-        back = self.back_y(x, z) - y
-        # the outline ellipse shapes the flanks and belly; it reaches well behind the back so it
-        # never shifts the posterior skin, which is the height field above
-        back_mid = self.profile.at("midline_back_y_mm", z) - SKIN_MM - self.fat_midline_mm - FASCIA_MM
-        centre_y = back_mid - 40.0 + 0.5 * (self.depth_mm + 40.0)
-        outline = sdf.ellipse_2d(np.stack([x, y - centre_y], -1),
-                                 (self.half_width_mm, 0.5 * (self.depth_mm + 40.0)))
-        return sdf.smooth_max(back, outline, 12.0)
-
-    def fat_thickness(self, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
-        """Subcutaneous fat thickness: thinnest over the spine, thicker on the flanks and belly."""
-        back_mid = self.profile.at("midline_back_y_mm", z)
-        front = np.clip((y - back_mid) / self.depth_mm, 0.0, 1.0)
-        lateral = np.clip(np.abs(x) / self.half_width_mm, 0.0, 1.0)
-        return self.fat_midline_mm * (1.0 + 0.9 * lateral ** 2 + 0.8 * front ** 2)
+        p = np.asarray(points, float)
+        flat = p.reshape(-1, 3)
+        d = torso_kernel.skin_field(np.ascontiguousarray(flat[:, 0]), np.ascontiguousarray(flat[:, 1]),
+                                    np.ascontiguousarray(flat[:, 2]), self._prof_z, self._prof, SKIN_MM, FASCIA_MM,
+                                    SUPRASPINOUS_ROOM_MM)
+        return d.reshape(p.shape[:-1])
 
     def labels(self, points: np.ndarray) -> np.ndarray:
         """Tissue ids of the torso layers at ``points`` (air outside)."""
-        x, y, z = points[..., 0], points[..., 1], points[..., 2]
-        depth = -self.field(points)
-        out = np.full(depth.shape, tid("viscera"), np.uint8)
-        prof = self.profile
-        body_back = prof.at("body_back_y_mm", z)
-        body_front = prof.at("body_front_y_mm", z)
-        tp_plane = prof.at("transverse_y_mm", z)
-        half_w = prof.at("body_half_width_mm", z)
-        fat = self.fat_thickness(x, y, z)
-        deep = depth - SKIN_MM - fat
-        posterior = y < tp_plane + 6.0
-        # paraspinal muscles fill the posterior compartment under the fascia
-        out[posterior & (np.abs(x) < 95.0)] = tid("muscle")
-        # psoas beside the vertebral bodies, growing towards the pelvis
-        psoas_r = 9.0 + 11.0 * prof.at("psoas", z)
-        psoas_c = half_w + 0.8 * psoas_r
-        psoas_y = 0.5 * (body_back + body_front) - 2.0
-        in_psoas = ((np.abs(x) - psoas_c) / psoas_r) ** 2 + ((y - psoas_y) / (psoas_r * 1.1)) ** 2 < 1.0
-        out[in_psoas & (prof.at("psoas", z) > 0)] = tid("muscle")
-        # the abdominal wall and flank muscles: a layer under the fat away from the back
-        out[(deep < 12.0) & ~posterior] = tid("muscle")
-        for centre, radii in self.gas_pockets:
-            q = (points - centre) / radii
-            out[np.einsum("...i,...i->...", q, q) < 1.0] = tid("bowel_gas")
-        # the fascia thickens in the midline, where its crossing fibres replace the supraspinous
-        # ligament below the level that ligament reaches (usually L4)
-        # (generous: the ligaments are painted over it wherever they are)
-        fascia = FASCIA_MM + (SUPRASPINOUS_ROOM_MM + 3.0) * np.exp(-((x / 6.0) ** 2))
-        out[(deep < fascia) & posterior & (np.abs(x) < 110.0)] = tid("thoracolumbar_fascia")
-        out[deep < 0.0] = tid("subcutaneous_fat")
-        out[depth < SKIN_MM] = tid("skin")
-        out[depth < 0.0] = tid("air")
-        return out
+        p = np.asarray(points, float)
+        flat = p.reshape(-1, 3)
+        out = torso_kernel.torso_labels(np.ascontiguousarray(flat[:, 0]), np.ascontiguousarray(flat[:, 1]),
+                                        np.ascontiguousarray(flat[:, 2]), self._prof_z, self._prof, self._gas,
+                                        self._ids, SKIN_MM, FASCIA_MM, SUPRASPINOUS_ROOM_MM)
+        return out.reshape(p.shape[:-1])
+
+    def labels_slab(self, x: float, ys: np.ndarray, zs: np.ndarray) -> np.ndarray:
+        """Tissue ids on the grid plane ``x`` = const over ``ys`` x ``zs``."""
+        yy, zz = np.meshgrid(ys, zs, indexing="ij")
+        out = torso_kernel.torso_labels(np.full(yy.size, x), yy.ravel(), zz.ravel(), self._prof_z, self._prof,
+                                        self._gas, self._ids, SKIN_MM, FASCIA_MM, SUPRASPINOUS_ROOM_MM)
+        return out.reshape(yy.shape)
 
 
 def make_gas_pockets(rng: np.random.Generator, profile: SpineProfile, z_lo: float, z_hi: float,

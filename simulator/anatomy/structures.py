@@ -39,7 +39,9 @@ class Structure:
         the first shell with ``d < depth_mm``.
     group : str
         What kind of structure it is, for meshes and display: ``bone``, ``disc``, ``ligament``,
-        ``neural``, ``joint``, ``soft_tissue``.
+        ``neural``, ``joint``, ``vessel``, ``organ``, ``soft_tissue``.
+    layer : int
+        Painting order: structures of a higher layer are painted over lower ones (bone is last).
     """
 
     name: str
@@ -48,6 +50,7 @@ class Structure:
     core_tissue: int
     shells: list[tuple[float, int]] = field(default_factory=list)
     group: str = "soft_tissue"
+    layer: int = 0
 
     def tissue_for_depth(self, depth_mm: np.ndarray, min_shell_mm: float = 0.0) -> np.ndarray:
         """Tissue ids for points at ``depth_mm`` (>= 0) below the surface.
@@ -89,12 +92,12 @@ def box_axes(primary, secondary_hint) -> np.ndarray:
 
 
 class Tube:
-    """A tube of elliptical section along a sampled centreline (dural sac, canal, cord).
+    """A tube of elliptical section along a sampled centreline (dural sac, canal, cord, ribs, vessels).
 
-    The section at each centreline sample is an ellipse with semi-axes ``(rx, ry)`` in the plane
-    normal to the centreline: ``rx`` along the patient's left-right axis, ``ry`` along the remaining
-    (anteroposterior) direction. Points beyond the first or last sample are capped by a hemi-
-    ellipsoid, so the tube ends round.
+    The section at each centreline sample is an ellipse with semi-axes ``(ra, rb)`` in the plane
+    normal to the centreline: ``ra`` along ``reference`` (made perpendicular to the centreline; the
+    patient's left-right axis by default), ``rb`` along the remaining direction. Beyond the first
+    or last sample the tube ends flat (taper the radii for a rounded end).
 
     Parameters
     ----------
@@ -102,15 +105,19 @@ class Tube:
         Centreline samples, about 1 mm apart, ordered from one end to the other.
     rx_mm, ry_mm : ndarray, shape (N,)
         Section semi-axes at each sample.
+    reference : array (3,)
+        World direction the first semi-axis follows (it must never run along the centreline).
     """
 
-    def __init__(self, centre_mm: np.ndarray, rx_mm: np.ndarray, ry_mm: np.ndarray):
+    def __init__(self, centre_mm: np.ndarray, rx_mm: np.ndarray, ry_mm: np.ndarray,
+                 reference=(1.0, 0.0, 0.0)):
         self.centre = np.asarray(centre_mm, float)
-        self.rx = np.asarray(rx_mm, float)
-        self.ry = np.asarray(ry_mm, float)
+        self.rx = np.broadcast_to(np.asarray(rx_mm, float), (len(self.centre),)).copy()
+        self.ry = np.broadcast_to(np.asarray(ry_mm, float), (len(self.centre),)).copy()
         t = np.gradient(self.centre, axis=0)
         self.tangent = t / np.linalg.norm(t, axis=1, keepdims=True)
-        ex = np.array([1.0, 0.0, 0.0]) - np.outer(self.tangent[:, 0], np.ones(3)) * self.tangent
+        ref = np.asarray(reference, float)
+        ex = ref[None, :] - (self.tangent @ ref)[:, None] * self.tangent
         self.ex = ex / np.linalg.norm(ex, axis=1, keepdims=True)
         self.ey = np.cross(self.tangent, self.ex)
         self._tree = cKDTree(self.centre)
@@ -125,7 +132,7 @@ class Tube:
         w = np.einsum("ij,ij->i", q, self.tangent[i])
         radii = np.stack([self.rx[i], self.ry[i]], axis=1)
         d2 = sdf.ellipse_2d(np.stack([u, v], axis=1), radii)
-        # beyond the first or last sample the tube ends flat (taper the radii for a rounded end)
+        # beyond the first or last sample the tube ends flat
         past_end = np.where(((i == 0) & (w < 0)) | ((i == len(self.centre) - 1) & (w > 0)),
                             np.abs(w), -np.inf)
         outside = np.hypot(np.maximum(d2, 0.0), np.maximum(past_end, 0.0))
@@ -135,3 +142,20 @@ class Tube:
     def bbox(self, margin_mm: float = 0.0) -> np.ndarray:
         r = np.maximum(self.rx, self.ry).max()
         return bbox_of_points(self.centre, r + margin_mm)
+
+
+def polyline_tube(points: np.ndarray, ra_mm, rb_mm, reference=(1.0, 0.0, 0.0), smooth_mm: float = 3.0,
+                  step_mm: float = 1.0) -> Tube:
+    """A tube along a smoothed polyline through ``points`` (radii constant or one per point)."""
+    from scipy.ndimage import gaussian_filter1d
+
+    p = np.asarray(points, float)
+    ra = np.broadcast_to(np.asarray(ra_mm, float), (len(p),))
+    rb = np.broadcast_to(np.asarray(rb_mm, float), (len(p),))
+    seg = np.linalg.norm(np.diff(p, axis=0), axis=1)
+    s = np.concatenate([[0.0], np.cumsum(seg)])
+    s_new = np.arange(0.0, s[-1] + 1e-9, step_mm)
+    c = np.stack([np.interp(s_new, s, p[:, k]) for k in range(3)], axis=1)
+    if smooth_mm > 0 and len(c) > 3:
+        c = gaussian_filter1d(c, smooth_mm / step_mm, axis=0, mode="nearest")
+    return Tube(c, np.interp(s_new, s, ra), np.interp(s_new, s, rb), reference)

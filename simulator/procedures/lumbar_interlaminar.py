@@ -102,11 +102,7 @@ def classify(anatomy: Anatomy, tip_mm: np.ndarray | None, target_interspace: str
 def squaring_tilt_deg(anatomy: Anatomy, interspace: str) -> float:
     """C-arm tilt that makes the beam run along the superior endplate of the lower vertebra,
     which opens the interlaminar window ("squares" the endplate)."""
-    lower = interspace.split("-")[1]
-    if lower == "S1":
-        normal = anatomy.phantom.sacral_frame.world_from_plate[:3, 2]
-    else:
-        normal = anatomy.phantom.by_level[lower].axis([0.0, 0.0, 1.0])
+    normal = anatomy.endplate_normal(interspace.split("-")[1])
     return float(np.degrees(np.arctan2(normal[1], normal[2])))
 
 

@@ -23,27 +23,33 @@ class _Strict(BaseModel):
 
 
 class PatientSection(_Strict):
-    """Who the patient is: a seed, and any parameters fixed by the author."""
+    """Who the patient is: a seed, and any parameters fixed by the author (the rest are drawn from
+    the seed; see :class:`~simulator.anatomy.patient.PatientParameters`)."""
 
     seed: int = Field(default=0, ge=0)
     sex: Literal["male", "female"] | None = None
+    age_years: float | None = None
     height_cm: float | None = None
     bmi_kg_m2: float | None = None
     lordosis_deg: float | None = None
+    kyphosis_deg: float | None = None
+    cervical_lordosis_deg: float | None = None
+    scoliosis_deg: float | None = None
     supraspinous_ends_at: Literal["L4", "L5"] | None = None
+    transitional: Literal["none", "sacralized_L5", "lumbarized_S1"] | None = None
+    hiatus: Literal["typical", "high", "narrow", "absent_cornua"] | None = None
+    degenerate_levels: tuple[str, ...] | None = None
 
     @model_validator(mode="after")
     def _ranges(self):
-        problems = validate_patient_values(None, self.height_cm, self.bmi_kg_m2, self.lordosis_deg, None)
+        problems = validate_patient_values(self.model_dump())
         if problems:
             field_name, message = problems[0]
             raise ValueError(f"{field_name}: {message}")
         return self
 
     def parameters(self) -> PatientParameters:
-        return PatientParameters(seed=self.seed, sex=self.sex, height_cm=self.height_cm,
-                                 bmi_kg_m2=self.bmi_kg_m2, lordosis_deg=self.lordosis_deg,
-                                 supraspinous_ends_at=self.supraspinous_ends_at)
+        return PatientParameters(**self.model_dump())
 
 
 class NeedleSection(_Strict):

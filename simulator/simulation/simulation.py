@@ -44,8 +44,8 @@ NOMINAL_SECONDS = {
 PASS_RESTART_DEPTH_MM = 5.0
 #: Bone deeper than this under the skin is not felt by palpation; shallower is felt clearly below
 #: ``PALPATION_CLEAR_MM``.
-PALPATION_REACH_MM = 45.0
-PALPATION_CLEAR_MM = 28.0
+PALPATION_REACH_MM = 40.0
+PALPATION_CLEAR_MM = 20.0
 
 
 @dataclass(frozen=True)
@@ -306,16 +306,17 @@ class Simulation:
 
     def palpate(self, point_mm: np.ndarray) -> PalpationFinding:
         """What a pressing finger feels at ``point_mm`` (no event; see the ``palpate`` command)."""
-        torso = self.anatomy.phantom.torso
+        skin_distance = self.anatomy.skin_signed_distance
         p = np.asarray(point_mm, float)
-        if abs(float(torso.field(p[None])[0])) > 15.0:
+        here = float(skin_distance(p[None])[0])
+        if abs(here) > 15.0:
             raise CommandRefused("palpate on the patient's skin")
         # press along the inward skin normal
         eps = 0.5
-        grad = np.array([(torso.field((p + eps * e)[None])[0] - torso.field((p - eps * e)[None])[0]) / (2 * eps)
+        grad = np.array([(skin_distance((p + eps * e)[None])[0] - skin_distance((p - eps * e)[None])[0]) / (2 * eps)
                          for e in np.eye(3)])
         inward = -frames.unit(grad)
-        skin = p - inward * float(torso.field(p[None])[0])
+        skin = p - inward * here
         t = np.arange(0.0, PALPATION_REACH_MM, 0.5)
         pts = skin + t[:, None] * inward
         labels = self.anatomy.tissue_at(pts)
@@ -328,8 +329,10 @@ class Simulation:
             what = "iliac crest"
         elif structure in ("sacrum", "coccyx"):
             what = "sacrum"
-        elif structure.startswith("L") and abs(float(pts[bone[0]][0])) < 12.0:
+        elif structure[:1] in ("C", "T", "L") and structure[1:].isdigit() and abs(float(pts[bone[0]][0])) < 12.0:
             what = "spinous process"
+        elif structure.startswith("rib"):
+            what = "rib"
         else:
             what = "bone"
         return PalpationFinding(skin, what, depth, depth <= PALPATION_CLEAR_MM)
