@@ -7,7 +7,13 @@
   and the scorecard (``--reference`` runs the expert's attempt instead);
 - ``spinesim render SCENARIO --oblique DEG --tilt DEG --out image.png``: one X-ray image;
 - ``spinesim scenarios``: list and validate the built-in scenarios (or given files);
-- ``spinesim bench``: benchmark medians as JSON.
+- ``spinesim bench``: benchmark medians as JSON;
+- ``spinesim import-ct CT --labels SEG --name NAME``: import a patient CT (NIfTI or a DICOM series
+  folder) with its TotalSegmentator segmentation; ``NAME`` is then usable as a scenario's
+  ``[anatomy] ct``;
+- ``spinesim anatomy export ANATOMY DIR``: write an anatomy (an imported name, or a scenario's
+  patient) as NIfTI volumes and VTP/STL meshes (``--format totalsegmentator``: TotalSegmentator's
+  multi-label conventions).
 
 Every JSON printed has ``format`` and ``format_version`` fields; the formats are documented in the
 README. Errors are one line on stderr and exit status 2.
@@ -72,6 +78,23 @@ def _parser() -> argparse.ArgumentParser:
     sc = sub.add_parser("scenarios", help="list and validate scenarios")
     sc.add_argument("files", nargs="*", help="scenario files (default: the built-in ones)")
 
+    ic = sub.add_parser("import-ct", help="import a patient CT with its TotalSegmentator segmentation")
+    ic.add_argument("ct", help="CT: a NIfTI file (.nii, .nii.gz) or a folder holding one DICOM series")
+    ic.add_argument("--labels", required=True, help="TotalSegmentator segmentation: a multi-label NIfTI of the "
+                    "'total' task (v2) or a folder of per-structure masks (vertebrae_L4.nii.gz, ...)")
+    ic.add_argument("--name", required=True, help="name to give the anatomy (use it as [anatomy] ct = \"NAME\")")
+    ic.add_argument("--voxel-mm", type=float, default=1.0, help="voxel size of the imported anatomy (default 1)")
+
+    an = sub.add_parser("anatomy", help="inspect anatomies")
+    an_sub = an.add_subparsers(dest="anatomy_cmd", required=True)
+    ex = an_sub.add_parser("export", help="write an anatomy as NIfTI volumes and VTP/STL meshes")
+    ex.add_argument("anatomy", help="an imported anatomy's name, or a scenario file or built-in name")
+    ex.add_argument("dir", help="folder to write into (created)")
+    ex.add_argument("--patient-seed", type=int, help="a scenario's anatomy: use another seeded patient")
+    ex.add_argument("--format", choices=("native", "totalsegmentator"), default="native",
+                    help="native: SpineSim labels, HU and meshes (default); totalsegmentator: "
+                    "segmentations.nii.gz with the 'total' task's v2 class ids, and ct.nii.gz")
+
     bn = sub.add_parser("bench", help="benchmark medians, printed as JSON")
     bn.add_argument("--repeats", type=int, default=5, help="runs of each timed step (default 5)")
     bn.add_argument("--cold-repeats", type=int, default=3, help="cold phantom builds (default 3)")
@@ -97,10 +120,10 @@ def _load(ref: str, patient_seed: int | None):
 
 
 def _anatomy_for(loaded):
-    from simulator.anatomy.anatomy import build_anatomy
+    from simulator.anatomy.anatomy import anatomy_for_scenario
 
     sc = loaded.scenario
-    return build_anatomy(sc.patient.parameters(), voxel_mm=sc.anatomy.voxel_mm, levels=sc.anatomy.levels)
+    return anatomy_for_scenario(sc)
 
 
 def cmd_landmarks(args) -> int:
@@ -248,6 +271,43 @@ def cmd_scenarios(args) -> int:
     return 2 if failures else 0
 
 
+def cmd_import_ct(args) -> int:
+    from simulator.anatomy.ct_import import import_ct, load_imported
+
+    if not (0.3 <= args.voxel_mm <= 4.0):
+        raise SpineSimError(f"--voxel-mm: {args.voxel_mm} is outside 0.3-4 mm")
+    folder = import_ct(args.ct, args.labels, args.name, voxel_mm=args.voxel_mm)
+    anatomy = load_imported(args.name)
+    print(f"imported '{args.name}' into {folder}")
+    print(f"  levels: {', '.join(anatomy.levels) or 'none whole in the scan'}")
+    print(f"  use it in a scenario: [anatomy] ct = \"{args.name}\"")
+    return 0
+
+
+def _is_scenario_ref(ref: str) -> bool:
+    from simulator.scenario.loader import builtin_scenarios
+
+    path = Path(ref)
+    return path.suffix == ".toml" or path.is_file() or ref in builtin_scenarios()
+
+
+def cmd_anatomy(args) -> int:
+    from simulator.anatomy.export import export_anatomy
+
+    if _is_scenario_ref(args.anatomy):
+        anatomy = _anatomy_for(_load(args.anatomy, args.patient_seed))
+    else:
+        if args.patient_seed is not None:
+            raise SpineSimError("--patient-seed: applies to a scenario's phantom, not to an imported CT")
+        from simulator.anatomy.ct_import import load_imported
+
+        anatomy = load_imported(args.anatomy)
+    written = export_anatomy(anatomy, args.dir, args.format)
+    meshes = sum(1 for p in written if p.suffix == ".vtp")
+    print(f"wrote {len(written)} files to {args.dir}" + (f" ({meshes} meshes as VTP and STL)" if meshes else ""))
+    return 0
+
+
 def cmd_run(args) -> int:
     from simulator.app.main import run_app
 
@@ -259,7 +319,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.cache_dir:
         os.environ["SPINESIM_CACHE_DIR"] = args.cache_dir
     handlers = {"landmarks": cmd_landmarks, "attempt": cmd_attempt, "render": cmd_render,
-                "scenarios": cmd_scenarios, "bench": _bench, "run": cmd_run, None: cmd_run}
+                "scenarios": cmd_scenarios, "bench": _bench, "run": cmd_run, None: cmd_run,
+                "import-ct": cmd_import_ct, "anatomy": cmd_anatomy}
     if args.cmd is None:
         args.scenario = None
         args.record = None

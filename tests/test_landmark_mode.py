@@ -13,22 +13,27 @@ from spine_helpers import FLUORO_L4L5, LANDMARK_L4L5
 
 def _palpate_behind(sim, landmark: str):
     anatomy = sim.anatomy
-    skin = anatomy.skin_point_behind(anatomy.landmark(landmark))
+    return _palpate_at(sim, anatomy.skin_point_behind(anatomy.landmark(landmark)))
+
+
+def _palpate_at(sim, skin):
     events = sim.apply(cmd.Palpate(point_mm=tuple(float(v) for v in skin)))
     return [e for e in events if e.kind == "palpated"][0].data
 
 
 def test_palpation_finds_spinous_processes_and_iliac_crests(make_sim):
-    """Pressing over a spinous tip finds a spinous process; over a crest top, the iliac crest; both
-    at a depth no deeper than the soft tissue over them allows."""
+    """Pressing over a spinous tip finds a spinous process; on the flank over a crest top (where the
+    hands rest to find Tuffier's line), the iliac crest; both at a depth no deeper than the soft
+    tissue over them allows."""
     sim = make_sim(LANDMARK_L4L5)
     spinous = _palpate_behind(sim, "L4.spinous_tip")
     assert spinous["finding"] == "spinous process"
     # the skin over the tip carries skin, fat, fascia and the ligament: a few mm to a couple of cm
     assert 3.0 < spinous["depth_mm"] < 25.0
     for side in ("left", "right"):
-        crest = _palpate_behind(sim, f"iliac_crest_{side}_top")
+        crest = _palpate_at(sim, sim.anatomy.skin_point_nearest(sim.anatomy.landmark(f"iliac_crest_{side}_top")))
         assert crest["finding"] == "iliac crest"
+        assert crest["depth_mm"] < 40.0
         assert (crest["point_mm"][0] > 0) == (side == "right")
     # palpation is part of the landmark technique the score reads
     assert sim.metrics()["palpations"] == 3

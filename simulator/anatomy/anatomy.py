@@ -1,9 +1,9 @@
 """The one anatomy model everything downstream reads: labels, attenuation, landmarks, meshes.
 
-An :class:`Anatomy` wraps a procedural phantom (exact point queries) and its labelled voxel
-volume (imaging, meshes). Building the volume is the slow part; it is cached on disk keyed by the
-patient's parameters, the generator version, the voxel size and the region, so the same patient
-loads in a fraction of a second the second time.
+:class:`Anatomy` is the interface; :class:`PhantomAnatomy` wraps the procedural phantom (exact
+point queries) and its labelled voxel volume (imaging, meshes). Building the volume is the slow
+part; it is cached on disk keyed by the patient's parameters, the generator version and code, the
+voxel size and the region, so the same patient loads in a fraction of a second the second time.
 """
 
 from __future__ import annotations
@@ -42,18 +42,21 @@ class BuildInfo:
 
 
 class Anatomy:
-    """A patient's anatomy.
+    """What every part of SpineSim reads of a patient's anatomy, whatever its source.
 
-    Parameters
+    Subclasses fill it from the procedural phantom (:class:`PhantomAnatomy`) or from an imported
+    CT. Everything downstream (imaging, needle, procedures, scoring, scene) uses only these methods.
+
+    Attributes
     ----------
-    phantom : SpinePhantom
     grid : VolumeGrid
+        The voxel grid of ``labels``.
     labels : ndarray (uint8, grid.shape)
+        Tissue label of every voxel (ids of ``assets/tissues.toml``).
     info : BuildInfo
     """
 
-    def __init__(self, phantom: SpinePhantom, grid: VolumeGrid, labels: np.ndarray, info: BuildInfo):
-        self.phantom = phantom
+    def __init__(self, grid: VolumeGrid, labels: np.ndarray, info: BuildInfo):
         self.grid = grid
         self.labels = labels
         self.info = info
@@ -61,19 +64,43 @@ class Anatomy:
         self._landmarks: dict[str, np.ndarray] | None = None
         self._meshes: dict[str, Mesh] | None = None
 
-    # ---------------------------------------------------------------- identity
+    # ---------------------------------------------------------------- to be provided by a source
     @property
-    def patient(self) -> ResolvedPatient:
-        return self.phantom.patient
+    def patient(self):
+        """The patient's record: an object with ``as_dict()`` and ``generator_version``."""
+        raise NotImplementedError
 
+    def tissue_at(self, points_mm: np.ndarray) -> np.ndarray:
+        """Tissue ids at world points (shape ``(..., 3)``)."""
+        raise NotImplementedError
+
+    def skin_signed_distance(self, points_mm: np.ndarray) -> np.ndarray:
+        """Signed distance to the skin surface (negative inside the body), mm."""
+        raise NotImplementedError
+
+    def endplate_normal(self, level: str) -> np.ndarray:
+        """Unit normal of a vertebra's superior endplate (its body axis); S1: the sacral endplate."""
+        raise NotImplementedError
+
+    def structure_at(self, point_mm) -> str | None:
+        """Name of the structure at ``point_mm`` (e.g. ``"L4"``, ``"ilium_left"``), if any."""
+        raise NotImplementedError
+
+    def _compute_landmarks(self) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def _build_meshes(self) -> dict[str, Mesh]:
+        raise NotImplementedError
+
+    @property
+    def levels(self) -> tuple[str, ...]:
+        """The levels (``"C2"`` ... ``"S1"``) the anatomy covers."""
+        raise NotImplementedError
+
+    # ---------------------------------------------------------------- shared
     @property
     def world_from_voxel(self) -> np.ndarray:
         return self.grid.world_from_voxel
-
-    # ---------------------------------------------------------------- queries
-    def tissue_at(self, points_mm: np.ndarray) -> np.ndarray:
-        """Exact tissue ids at world points (shape ``(..., 3)``)."""
-        return self.phantom.tissue_at(points_mm)
 
     def mu_volume(self) -> np.ndarray:
         """Linear attenuation at 60 keV (1/mm) on the voxel grid, lightly smoothed (partial volume
@@ -87,7 +114,7 @@ class Anatomy:
     def landmarks(self) -> dict[str, np.ndarray]:
         """Named landmarks (world mm); names documented in :mod:`simulator.anatomy.landmarks`."""
         if self._landmarks is None:
-            self._landmarks = landmarks_mod.compute_landmarks(self.phantom)
+            self._landmarks = self._compute_landmarks()
         return self._landmarks
 
     def landmark(self, name: str) -> np.ndarray:
@@ -114,49 +141,35 @@ class Anatomy:
             raise SpineSimError("no skin behind that point")
         return hit
 
+    def skin_point_nearest(self, point_mm) -> np.ndarray:
+        """The skin point nearest ``point_mm`` (where a finger pressing straight at it would be):
+        along the skin distance's gradient, refined twice."""
+        p = np.asarray(point_mm, float)
+        eps = 0.5
+        for _ in range(3):
+            d = float(self.skin_signed_distance(p[None])[0])
+            offsets = np.concatenate([p + eps * np.eye(3), p - eps * np.eye(3)])
+            values = self.skin_signed_distance(offsets)
+            grad = (values[:3] - values[3:]) / (2 * eps)
+            p = p - d * grad / max(float(np.linalg.norm(grad)), 1e-9)
+        return p
+
     def interspace_at(self, point_mm) -> str:
         """The interspace (``"L4-L5"``) whose interlaminar level is nearest ``point_mm`` along the
         spine."""
         p = np.asarray(point_mm, float)
-        best, best_d = INTERSPACES[0], np.inf
+        best, best_d = "", np.inf
         for name in INTERSPACES:
+            key = f"{name}.interlaminar_center"
+            if key not in self.landmarks:
+                continue
+            centre = self.landmarks[key]
             axis = self.endplate_normal(name.split("-")[0])
-            d = abs(float((p - self.landmarks[f"{name}.interlaminar_center"]) @ axis))
-            d += 0.1 * float(np.linalg.norm(p - self.landmarks[f"{name}.interlaminar_center"]))
+            d = abs(float((p - centre) @ axis)) + 0.1 * float(np.linalg.norm(p - centre))
             if d < best_d:
                 best, best_d = name, d
         return best
 
-    def endplate_normal(self, level: str) -> np.ndarray:
-        """Unit normal of a vertebra's superior endplate (its body axis); S1: the sacral endplate."""
-        if level == "S1":
-            return self.phantom.sacral_frame.world_from_plate[:3, 2].copy()
-        return self.phantom.by_level[level].axis([0.0, 0.0, 1.0])
-
-    def skin_signed_distance(self, points_mm: np.ndarray) -> np.ndarray:
-        """Signed distance to the skin surface (negative inside the body), mm."""
-        return self.phantom.torso.field(np.asarray(points_mm, float))
-
-    @property
-    def levels(self) -> tuple[str, ...]:
-        """The levels whose vertebrae lie (at least partly) in the volume."""
-        lo, hi = self.grid.lo_mm, self.grid.hi_mm
-        out = []
-        for level in ALL_LEVELS:
-            z = self.phantom.by_level[level].to_world([0.0, 0.0, 0.0])[2]
-            if lo[2] <= z <= hi[2]:
-                out.append(level)
-        return tuple(out)
-
-    def structure_at(self, point_mm) -> str | None:
-        """Name of the innermost (last painted) structure containing ``point_mm``, if any."""
-        p = np.asarray(point_mm, float).reshape(1, 3)
-        for s in reversed(self.phantom.structures):
-            if np.all((p >= s.bbox_mm[0]) & (p <= s.bbox_mm[1])) and s.field(p)[0] < 0:
-                return s.name
-        return None
-
-    # ---------------------------------------------------------------- meshes
     def meshes(self) -> dict[str, Mesh]:
         """Surface meshes of the displayed structures and the skin (built once, cached on disk)."""
         if self._meshes is None:
@@ -166,6 +179,60 @@ class Anatomy:
                 self._meshes = self._build_meshes()
                 _save_meshes(path, self._meshes)
         return self._meshes
+
+
+class PhantomAnatomy(Anatomy):
+    """The procedural phantom's anatomy: exact point queries, and a labelled volume of a region.
+
+    Parameters
+    ----------
+    phantom : SpinePhantom
+    grid : VolumeGrid
+    labels : ndarray (uint8, grid.shape)
+    info : BuildInfo
+    """
+
+    def __init__(self, phantom: SpinePhantom, grid: VolumeGrid, labels: np.ndarray, info: BuildInfo):
+        super().__init__(grid, labels, info)
+        self.phantom = phantom
+
+    @property
+    def patient(self) -> ResolvedPatient:
+        return self.phantom.patient
+
+    def tissue_at(self, points_mm: np.ndarray) -> np.ndarray:
+        """Exact tissue ids at world points (shape ``(..., 3)``), from the implicit geometry."""
+        return self.phantom.tissue_at(points_mm)
+
+    def skin_signed_distance(self, points_mm: np.ndarray) -> np.ndarray:
+        return self.phantom.torso.field(np.asarray(points_mm, float))
+
+    def endplate_normal(self, level: str) -> np.ndarray:
+        if level == "S1":
+            return self.phantom.sacral_frame.world_from_plate[:3, 2].copy()
+        return self.phantom.by_level[level].axis([0.0, 0.0, 1.0])
+
+    def structure_at(self, point_mm) -> str | None:
+        """Name of the innermost (last painted) structure containing ``point_mm``, if any."""
+        p = np.asarray(point_mm, float).reshape(1, 3)
+        for s in reversed(self.phantom.structures):
+            if np.all((p >= s.bbox_mm[0]) & (p <= s.bbox_mm[1])) and s.field(p)[0] < 0:
+                return s.name
+        return None
+
+    def _compute_landmarks(self) -> dict[str, np.ndarray]:
+        return landmarks_mod.compute_landmarks(self.phantom)
+
+    @property
+    def levels(self) -> tuple[str, ...]:
+        """The levels whose vertebral bodies lie in the volume."""
+        lo, hi = self.grid.lo_mm, self.grid.hi_mm
+        out = []
+        for level in ALL_LEVELS:
+            z = self.phantom.by_level[level].to_world([0.0, 0.0, 0.0])[2]
+            if lo[2] <= z <= hi[2]:
+                out.append(level)
+        return tuple(out)
 
     def _build_meshes(self) -> dict[str, Mesh]:
         clip = np.stack([self.grid.lo_mm, self.grid.hi_mm])
@@ -226,7 +293,7 @@ def _cache_folder(key: str) -> Path:
 
 
 def build_anatomy(parameters: PatientParameters | ResolvedPatient, voxel_mm: float = DEFAULT_VOXEL_MM,
-                  levels: tuple[str, str] | None = None, use_cache: bool = True) -> Anatomy:
+                  levels: tuple[str, str] | None = None, use_cache: bool = True) -> PhantomAnatomy:
     """Build (or load from the cache) a patient's anatomy.
 
     Parameters
@@ -264,7 +331,7 @@ def build_anatomy(parameters: PatientParameters | ResolvedPatient, voxel_mm: flo
             np.save(tmp, labels)
             tmp.replace(path)
     info = BuildInfo(cache_key=key, from_cache=from_cache, seconds=time.perf_counter() - t0)
-    return Anatomy(phantom, grid, labels, info)
+    return PhantomAnatomy(phantom, grid, labels, info)
 
 
 def _save_meshes(path: Path, meshes: dict[str, Mesh]) -> None:
@@ -288,3 +355,20 @@ def _load_meshes(path: Path) -> dict[str, Mesh]:
     except (OSError, ValueError, KeyError):
         return {}
     return out
+
+
+def anatomy_for_scenario(scenario) -> Anatomy:
+    """The anatomy a scenario names: the seeded phantom (its region and voxel size), or an
+    imported CT (``[anatomy] ct = "NAME"``), refused if it lacks the scenario's levels."""
+    section = scenario.anatomy
+    if getattr(section, "ct", None):
+        from simulator.anatomy.ct_import import load_imported
+
+        anatomy = load_imported(section.ct)
+        needed = scenario.target_level.split("-")
+        missing = [lv for lv in needed if lv not in anatomy.levels]
+        if missing:
+            raise SpineSimError(f"anatomy.ct: '{section.ct}' does not cover {', '.join(missing)} "
+                                f"(it covers {', '.join(anatomy.levels) or 'no vertebrae'})")
+        return anatomy
+    return build_anatomy(scenario.patient.parameters(), voxel_mm=section.voxel_mm, levels=section.levels)

@@ -25,10 +25,10 @@ class _Loader(QObject):
 
     def run(self):
         try:
-            from simulator.anatomy.anatomy import build_anatomy
+            from simulator.anatomy.anatomy import anatomy_for_scenario
 
             sc = self.loaded.scenario
-            anatomy = build_anatomy(sc.patient.parameters(), voxel_mm=sc.anatomy.voxel_mm, levels=sc.anatomy.levels)
+            anatomy = anatomy_for_scenario(sc)
             anatomy.meshes()
             anatomy.landmarks
             # compile the ray casters now (once per machine; cached on disk) so the trainee's first

@@ -65,9 +65,16 @@ class NeedleSection(_Strict):
         return value
 
 
+Level = Literal["C2", "C3", "C4", "C5", "C6", "C7", "T1", "T2", "T3", "T4", "T5", "T6", "T7", "T8", "T9",
+                "T10", "T11", "T12", "L1", "L2", "L3", "L4", "L5", "S1"]
+
+
 class AnatomySection(_Strict):
+    """Which anatomy: the seeded phantom (region and voxel size) or an imported CT by name."""
+
     voxel_mm: float = Field(default=1.0, ge=0.5, le=3.0)
-    levels: tuple[Literal["L1", "L2", "L3", "L4", "L5", "S1"], Literal["L1", "L2", "L3", "L4", "L5", "S1"]] | None = None
+    levels: tuple[Level, Level] | None = None
+    ct: str | None = Field(default=None, min_length=1)
 
 
 class ViewSection(_Strict):

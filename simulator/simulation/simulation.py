@@ -15,7 +15,7 @@ from typing import Callable
 
 import numpy as np
 
-from simulator.anatomy.anatomy import Anatomy, build_anatomy
+from simulator.anatomy.anatomy import Anatomy, anatomy_for_scenario
 from simulator.anatomy.tissues import tissue_table
 from simulator.errors import CommandRefused, SpineSimError
 from simulator.geometry import frames
@@ -74,8 +74,7 @@ class Simulation:
         self.loaded = loaded
         self.scenario = loaded.scenario
         sc = self.scenario
-        self.anatomy = anatomy or build_anatomy(sc.patient.parameters(), voxel_mm=sc.anatomy.voxel_mm,
-                                                levels=sc.anatomy.levels)
+        self.anatomy = anatomy or anatomy_for_scenario(sc)
         self.needle = Needle(needle_spec(sc.needle.id), self.anatomy.tissue_at)
         self.guidance = sc.guidance
         self.t_s = 0.0
