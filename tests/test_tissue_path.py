@@ -99,13 +99,17 @@ def test_target_landmarks_lie_in_their_tissues(coarse_anatomy, seed, interspace)
     target = anatomy.landmark(f"{interspace}.epidural_target")
     assert tissues_along(anatomy.tissue_at, centre, [0, 1, 0], 0.05) == ["ligamentum_flavum"]
     assert tissues_along(anatomy.tissue_at, target, [0, 1, 0], 0.05) == ["epidural_fat"]
-    # in the spine's midline (a scoliotic spine's midline is off x = 0 and its vertebrae turned):
-    # between the upper vertebra's spinous tip and its body centre
-    upper = interspace.split("-")[0]
-    tip_x = anatomy.landmark(f"{upper}.spinous_tip")[0]
-    body_x = anatomy.landmark(f"{upper}.body_center")[0]
+    # in the spine's midline (a scoliotic spine's midline is off x = 0, its vertebrae turned and
+    # shifted one against the next): within the span of the two vertebrae's spinous tips and body
+    # centres
+    upper, lower = interspace.split("-")
+    midline_x = [anatomy.landmark(f"{upper}.spinous_tip")[0], anatomy.landmark(f"{upper}.body_center")[0]]
+    if lower == "S1":
+        midline_x.append(anatomy.landmark("S1.superior_endplate_center")[0])
+    else:
+        midline_x += [anatomy.landmark(f"{lower}.spinous_tip")[0], anatomy.landmark(f"{lower}.body_center")[0]]
     for point in (centre, target):
-        assert min(tip_x, body_x) - 0.5 < point[0] < max(tip_x, body_x) + 0.5
+        assert min(midline_x) - 0.5 < point[0] < max(midline_x) + 0.5
     # the target is in front of (anterior to) the flavum
     assert target[1] > centre[1]
 

@@ -171,6 +171,24 @@ def nerve_root_field(upper: Segment, lower: Segment | None, side: int, sac_rx: f
     return field, points, ganglion
 
 
+def foraminal_fat_field(root_points: np.ndarray, region: str):
+    """The fat round a root and its ganglion in the foramen and just outside it (continuous with the
+    epidural fat, so contrast from a transforaminal needle outlines the root and runs medially).
+
+    ``root_points``: the root's (start, bend in the foramen, end, ganglion) from
+    :func:`nerve_root_field`. Bone is painted over it, so it fills only the foramen's free space.
+    """
+    _, bend, end, ganglion = root_points
+    pad = {"lumbar": 4.5, "thoracic": 3.5}.get(region, 3.0)
+    outside = bend + 0.4 * (end - bend)
+
+    def field(points: np.ndarray) -> np.ndarray:
+        return sdf.union(sdf.capsule(points, bend, outside, pad + 1.5),
+                         sdf.sphere(points, ganglion, pad + 3.5), k_mm=3.0)
+
+    return field, np.stack([bend, outside, ganglion]), pad + 4.0
+
+
 def root_name(upper: str, lower: str) -> str:
     """The clinical name of the root leaving the foramen between two vertebrae: in the neck the
     root numbered after the vertebra below (C5-C6 carries C6, C7-T1 carries C8); below, the one

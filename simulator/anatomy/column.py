@@ -88,26 +88,44 @@ def sagittal_wedges(morph: SpineMorphometry, patient: ResolvedPatient) -> dict[s
 
 def coronal_bends(patient: ResolvedPatient) -> dict[str, float]:
     """Coronal tilt (degrees, + = towards the patient's right) added at each disc for a
-    scoliotic patient: a right thoracolumbar curve with its apex at T11-T12, whose end vertebrae
-    (T6 and L3) tilt by half the Cobb angle each."""
-    bends = {}
-    if patient.scoliosis_deg <= 0.0:
+    scoliotic patient: a thoracolumbar curve between its end vertebrae T6 and L3 (apex near
+    T11-T12), which tilt against each other by the Cobb angle; the discs above and below
+    compensate so the pelvis and the shoulders stay level."""
+    bends: dict[str, float] = {}
+    cobb = patient.scoliosis_deg
+    if cobb <= 0.0:
         return bends
-    curve = ["T6-T7", "T7-T8", "T8-T9", "T9-T10", "T10-T11", "T11-T12", "T12-L1", "L1-L2", "L2-L3"]
-    upper, lower = curve[:len(curve) // 2 + 1], curve[len(curve) // 2 + 1:]
-    # going up from L3: the lower limb tilts one way, the upper limb back the other way
-    for name in lower:
-        bends[name] = -0.5 * patient.scoliosis_deg / len(lower)
-    for name in upper:
-        bends[name] = +0.5 * patient.scoliosis_deg / len(upper)
-    # compensation above and below keeps the head and the pelvis level
-    bends["L3-L4"] = bends.get("L3-L4", 0.0) + 0.25 * patient.scoliosis_deg
-    bends["T5-T6"] = bends.get("T5-T6", 0.0) - 0.25 * patient.scoliosis_deg
+    below = ["L5-S1", "L4-L5", "L3-L4"]
+    curve = ["L2-L3", "L1-L2", "T12-L1", "T11-T12", "T10-T11", "T9-T10", "T8-T9", "T7-T8", "T6-T7"]
+    above = ["T5-T6", "T4-T5", "T3-T4"]
+    for name in below:
+        bends[name] = 0.5 * cobb / len(below)
+    for name in curve:
+        bends[name] = -cobb / len(curve)
+    for name in above:
+        bends[name] = 0.5 * cobb / len(above)
     return bends
 
 
-def stack_column(morph: SpineMorphometry, patient: ResolvedPatient) -> tuple[list[Segment], Segment]:
-    """Place C2..L5 on the S1 endplate. Returns the segments (cranial first) and S1."""
+def stack_column(morph: SpineMorphometry, patient: ResolvedPatient) -> tuple[list[Segment], Segment, float]:
+    """Place C2..L5 on the S1 endplate, the trunk lying flat on the table.
+
+    Returns the segments (cranial first), S1, and the S1 endplate's slope to the table (degrees).
+
+    The curves are those of the prone procedure posture; the whole column is then turned in the
+    sagittal plane so that the chord from the S1 endplate to the T1 body lies along the table (the
+    chest and the pelvis both rest on it). Without that, the flattened lumbar lordosis under the
+    full thoracic kyphosis would lean the chest and neck ~15 degrees into the table.
+    """
+    segments, s1 = _stack(morph, patient, morph.sacral_slope_deg)
+    t1 = next(s for s in segments if s.name == "T1").to_world([0.0, 0.0, 0.0])
+    lean_deg = float(np.degrees(np.arctan2(t1[1], t1[2])))  # + : T1 in front of (below) the chord
+    slope_deg = morph.sacral_slope_deg - lean_deg
+    segments, s1 = _stack(morph, patient, slope_deg)
+    return segments, s1, slope_deg
+
+
+def _stack(morph: SpineMorphometry, patient: ResolvedPatient, sacral_slope_deg: float) -> tuple[list[Segment], Segment]:
     vertebrae = {v.level: v for v in morph.vertebrae}
     discs = {d.level: d for d in morph.discs}
     wedges = sagittal_wedges(morph, patient)
@@ -115,7 +133,7 @@ def stack_column(morph: SpineMorphometry, patient: ResolvedPatient) -> tuple[lis
     rotation_max = 0.4 * patient.scoliosis_deg  # axial rotation at the apex, degrees
 
     # S1: the endplate faces forward-up by the sacral slope; the body frame sits below it
-    rot = frames.rotation_x(-morph.sacral_slope_deg)
+    rot = frames.rotation_x(-sacral_slope_deg)
     plate_centre = np.zeros(3)
     s1 = Segment("S1", frames.rigid(rot, plate_centre - rot @ np.array([0.0, 0.0, 14.0])), s1_dims(morph), 28.0)
 

@@ -32,7 +32,9 @@ Levels outside a region-only build are present too (the phantom is analytic). Br
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage
 
+from simulator.anatomy import thorax
 from simulator.anatomy import vertebra as vt
 from simulator.anatomy.phantom import INTERSPACES, SpinePhantom
 from simulator.anatomy.sacrum_pelvis import DORSAL_FORAMINA
@@ -70,6 +72,25 @@ def interlaminar_centre(phantom: SpinePhantom, interspace: str) -> np.ndarray:
     return phantom.interlaminar_centre(interspace)
 
 
+FORAMEN_CONTENTS = ("nerve_root", "epidural_fat", "epidural_vein", "radicular_artery")
+
+
+def _clear_centre(phantom: SpinePhantom, guess: np.ndarray, seg: vt.Segment, half_mm=(3.0, 6.0, 7.0)) -> np.ndarray:
+    """The point near ``guess`` deepest inside the foramen's contents (nerve root, fat, vessels).
+
+    A foramen's size and shape vary with the patient (disc height, the superior articular process,
+    the sacral ala), so its centre is found on the anatomy rather than set by a formula.
+    """
+    axes = [np.arange(-h, h + 0.01, 1.0) for h in half_mm]
+    offsets = np.stack(np.meshgrid(*axes, indexing="ij"), -1)
+    points = guess + offsets.reshape(-1, 3) @ seg.world_from_body[:3, :3].T
+    labels = phantom.tissue_at(points)
+    walls = ~np.isin(labels, [tid(name) for name in FORAMEN_CONTENTS])
+    clearance = ndimage.distance_transform_edt(~walls.reshape(offsets.shape[:3])).ravel()
+    score = clearance - 0.25 * np.linalg.norm(offsets.reshape(-1, 3), axis=1)
+    return points[int(np.argmax(score))]
+
+
 def compute_landmarks(phantom: SpinePhantom) -> dict[str, np.ndarray]:
     """All named landmarks of ``phantom``."""
     out: dict[str, np.ndarray] = {}
@@ -90,8 +111,10 @@ def compute_landmarks(phantom: SpinePhantom) -> dict[str, np.ndarray]:
                 out[f"{n}.lateral_mass_{name}_center"] = seg.to_world(seg.lateral_mass_centre_local(side))
                 out[f"{n}.foramen_transversarium_{name}"] = seg.to_world(vt.foramen_transversarium_local(seg, side))
             elif seg.region == "thoracic":
-                out[f"{n}.rib_head_{name}"] = seg.to_world([side * (0.5 * d.endplate_width_mm + 2.5),
-                                                            -seg.half_depth + 4.0, 0.2 * seg.height_mid_mm])
+                rib = thorax.rib_path(seg, side, thorax.ChestShape(phantom.torso))[0]
+                # the centre of the head, a few mm along the neck from the end of its centreline
+                along = (rib[1] - rib[0]) / np.linalg.norm(rib[1] - rib[0])
+                out[f"{n}.rib_head_{name}"] = rib[0] + 3.0 * along
                 out[f"{n}.costotransverse_{name}"] = seg.to_world(vt.transverse_tip_local(seg, side)
                                                                   + np.array([0.0, 3.0, -1.0]))
             else:
@@ -119,7 +142,7 @@ def compute_landmarks(phantom: SpinePhantom) -> dict[str, np.ndarray]:
                 below_pedicle = u.pedicle_z - 0.5 * u.dims.pedicle_height_mm - 6.0
                 centre = u.to_world([side * (0.5 * u.dims.canal_width_mm + 0.5 * u.dims.pedicle_width_mm),
                                      -u.half_depth - 2.0, below_pedicle])
-            out[f"{interspace}.foramen_{name}_center"] = centre
+            out[f"{interspace}.foramen_{name}_center"] = _clear_centre(phantom, centre, u)
     shape = phantom.sacrum_shape
     frame = phantom.sacral_frame
     k = shape.scale

@@ -39,10 +39,11 @@ def ligamentum_flavum_field(top_attach: np.ndarray, bottom_attach: np.ndarray, h
     along = frames.unit(bottom_attach - top_attach)
     length = float(np.linalg.norm(bottom_attach - top_attach))
     centre_line = 0.5 * (top_attach + bottom_attach)
+    sweep = np.radians(24.0)
     halves = []
     for side in (1, -1):
         # laterally the ligament sweeps forward to the facet capsules
-        lateral = np.array([side * np.cos(np.radians(24.0)), np.sin(np.radians(24.0)), 0.0])
+        lateral = np.array([side * np.cos(sweep), np.sin(sweep), 0.0])
         axes = box_axes(along, lateral)
         # thickness axis: make it point posteriorly (-y)
         if axes[2][1] > 0:

@@ -93,7 +93,7 @@ class SpinePhantom:
         gas_rng = np.random.default_rng([patient.shape_seed, 5])
 
         self.morphometry = spine_morphometry(patient)
-        self.segments, self.s1 = stack_column(self.morphometry, patient)
+        self.segments, self.s1, self.sacral_slope_deg = stack_column(self.morphometry, patient)
         self.by_level = {s.name: s for s in self.segments}
         self.by_level["S1"] = self.s1
         k = patient.size_scale * (0.93 if patient.sex == "female" else 1.0)
@@ -105,7 +105,7 @@ class SpinePhantom:
             cornua=patient.hiatus != "absent_cornua",
             hiatus_depth_factor=0.45 if patient.hiatus == "narrow" else 1.0,
             lumbarized_s1=patient.transitional == "lumbarized_S1")
-        plate = frames.rigid(frames.rotation_x(-self.morphometry.sacral_slope_deg), np.zeros(3))
+        plate = frames.rigid(frames.rotation_x(-self.sacral_slope_deg), np.zeros(3))
         self.sacral_frame = sp.SacralFrame(plate, sp.SACRAL_ARC_RADIUS_MM * k)
         self.joints: dict[str, list[vt.FacetJoint]] = {}
         chain = self.segments + [self.s1]
@@ -213,6 +213,9 @@ class SpinePhantom:
                 self.ganglia[f"{root}_{side_name}"] = ganglion
                 self._add(f"{root}.nerve_root_{side_name}", f, bbox_of_points(pts, 6.0), tid("nerve_root"),
                           group="neural", layer=60)
+                fat, fat_pts, reach = canal_mod.foraminal_fat_field(pts, upper.region)
+                self._add(f"{upper_name}-{lower_name}.foraminal_fat_{side_name}", fat, bbox_of_points(fat_pts, reach),
+                          tid("epidural_fat"), group="soft_tissue", layer=32)
         for side, side_name in ((1, "right"), (-1, "left")):
             f, pts = self._s1_root(side)
             self._add(f"S1.nerve_root_{side_name}", f, bbox_of_points(pts, 6.0), tid("nerve_root"),
@@ -397,34 +400,43 @@ class SpinePhantom:
 
     # ------------------------------------------------------------------------------ the body
     def _build_torso(self, lumbar_scatter: float, cervical_scatter: float, gas_rng) -> Torso:
-        k = self.scale
-        rows = []
+        tips, bodies = [], []
         for seg in self.segments:
             tip = seg.to_world(seg.spinous_tip_local())
+            centre = seg.to_world([0.0, 0.0, 0.0])
             back = seg.to_world([0.0, -seg.half_depth, 0.0])
             front = seg.to_world([0.0, seg.half_depth, 0.0])
             tp = seg.to_world(vt.transverse_tip_local(seg, 1))
-            rows.append([tip[2], tip[1], back[1], front[1], 0.5 * seg.dims.endplate_width_mm, tp[1]])
+            tips.append([tip[2], tip[1]])
+            bodies.append([centre[2], back[1], front[1], 0.5 * seg.dims.endplate_width_mm, tp[1], centre[0]])
         shape = self.sacrum_shape
         for s in (10.0, 30.0, 50.0, 70.0, 90.0, 110.0, 130.0):
             s = s * shape.scale
             crest = self.sacral_frame.to_world(0.0, s, shape.dorsal_surface_ap(s) - 5.0 * shape.scale)
+            centre = self.sacral_frame.to_world(0.0, s, 0.0)
             back = self.sacral_frame.to_world(0.0, s, -shape.body_half_depth(s))
             front = self.sacral_frame.to_world(0.0, s, shape.body_half_depth(s))
-            rows.append([crest[2], crest[1], back[1], front[1], float(shape.body_half_width(s)), back[1] - 10.0])
-        r = np.array(sorted(rows))
+            tips.append([crest[2], crest[1]])
+            bodies.append([centre[2], back[1], front[1], float(shape.body_half_width(s)), back[1] - 10.0, centre[0]])
+        # the midline profile follows the spinous tips, the column's profile the bodies: the thoracic
+        # spinous processes hang a level below their bodies
+        tips_a, bodies_a = (np.array(sorted(rows)) for rows in (tips, bodies))
         # thoracic spinous processes overlap in z: keep the profile a function of z
-        r = r[np.concatenate([[True], np.diff(r[:, 0]) > 0.5])]
-        z = np.concatenate([[r[0, 0] - 60.0], r[:, 0], [r[-1, 0] + 60.0]])
-        r = np.vstack([r[:1], r, r[-1:]])
+        tips_a = tips_a[np.concatenate([[True], np.diff(tips_a[:, 0]) > 0.5])]
+        zs = np.union1d(tips_a[:, 0], bodies_a[:, 0])
+        zs = zs[np.concatenate([[True], np.diff(zs) > 0.5])]
+        z = np.concatenate([[zs[0] - 60.0], zs, [zs[-1] + 60.0]])
+        r = np.column_stack([np.interp(z, tips_a[:, 0], tips_a[:, 1])]
+                            + [np.interp(z, bodies_a[:, 0], bodies_a[:, i]) for i in range(1, 6)])
         zl = {lv: self.by_level[lv].to_world([0.0, 0.0, 0.0])[2] for lv in ALL_LEVELS if lv != "S1"}
         z_t12, z_l2, z_t1, z_c6 = zl["T12"], zl["L2"], zl["T1"], zl["C6"]
         psoas = np.clip((z_t12 - z) / 120.0, 0.0, 1.0) * (z > -40.0)
         bmi = self.patient.bmi_kg_m2
-        profile = SpineProfile(z_mm=z, midline_back_y_mm=r[:, 1], body_back_y_mm=r[:, 2], body_front_y_mm=r[:, 3],
-                               body_half_width_mm=r[:, 4], transverse_y_mm=r[:, 5], psoas=psoas,
+        profile = SpineProfile(z_mm=z, midline_back_y_mm=r[:, 0], body_back_y_mm=r[:, 1], body_front_y_mm=r[:, 2],
+                               body_half_width_mm=r[:, 3], transverse_y_mm=r[:, 4], psoas=psoas,
                                fat_mm=np.full_like(z, 3.0), nuchal_mm=np.zeros_like(z),
-                               half_width_mm=np.full_like(z, 150.0), depth_mm=np.full_like(z, 200.0))
+                               half_width_mm=np.full_like(z, 150.0), depth_mm=np.full_like(z, 200.0),
+                               body_centre_x_mm=r[:, 5])
         # soft tissue over the lumbar spinous tips set so the midline skin-to-epidural depth at
         # L3-L4 follows Ravi 2011 (with the reference's +-8 mm scatter as a seeded normal, SD 4 mm)
         target = ravi_skin_to_epidural_mm(bmi) + lumbar_scatter
@@ -470,10 +482,9 @@ class SpinePhantom:
         chest = thorax.ChestShape(self.torso)
         by = self.by_level
         thoracic = [s for s in self.segments if s.region == "thoracic"]
-        for i, seg in enumerate(thoracic):
-            above = self.segments[self.segments.index(seg) - 1]
+        for seg in thoracic:
             for side, side_name in ((1, "right"), (-1, "left")):
-                bone, cartilage = thorax.rib_tubes(seg, side, chest, above)
+                bone, cartilage = thorax.rib_tubes(seg, side, chest)
                 number = seg.name[1:]
                 self._add_bone(f"rib_{number}_{side_name}", bone, bone.bbox(2.0))
                 if cartilage is not None:
@@ -495,7 +506,7 @@ class SpinePhantom:
         z_recess = by["L1"].to_world([0.0, 0.0, 0.5 * by["L1"].height_mid_mm])[2]
         for side, side_name in ((1, "right"), (-1, "left")):
             lung = thorax.LungShape(chest=chest, z_apex_mm=z_apex, z_dome_mm=z_dome, z_recess_mm=z_recess,
-                                    side=side, spine_centre_y=lambda z: 0.5 * (spine_fn("body_back_y_mm")(z)
+                                    side=side, spine_centre_x=spine_fn("body_centre_x_mm"), spine_centre_y=lambda z: 0.5 * (spine_fn("body_back_y_mm")(z)
                                                                               + spine_fn("body_front_y_mm")(z)),
                                     spine_half_width=spine_fn("body_half_width_mm"),
                                     spine_front_y=spine_fn("body_front_y_mm"), transverse_y=spine_fn("transverse_y_mm"),
@@ -530,7 +541,8 @@ class SpinePhantom:
 
         The window is the gap between the lower edge of the upper lamina and the upper edge of the
         lower one; its centre is found in the ligament straight in front of the gap's midpoint (so
-        a narrowed, degenerate interspace still has its centre in the ligament, not in bone).
+        a narrowed, degenerate interspace still has its centre in the ligament, not in bone). Where
+        the ligament's halves are unfused in the midline, the centre lies in the gap between them.
         """
         top, bottom = self._flavum_attachments(interspace)
         upper = self.by_level[interspace.split("-")[0]]
@@ -544,18 +556,21 @@ class SpinePhantom:
             lw = self.by_level[interspace.split("-")[1]]
             upper_edge = lw.to_world([0.0, lw.canal_back_y - lw.dims.lamina_thickness_mm, lw.lamina_top_z])
         gap_mid = 0.5 * (lower_edge + upper_edge)
-        flavum = next((st for st in self.structures if st.name == f"{interspace}.ligamentum_flavum"), None)
-        if flavum is None:
+        if not any(st.name == f"{interspace}.ligamentum_flavum" for st in self.structures):
             return fallback
+        # where the halves are unfused in the midline, find the ligament just beside the gap
+        beside = upper.axis([1.5, 0.0, 0.0]) if self.morphometry.disc(interspace).ligamentum_flavum_gap else 0.0
         t = np.arange(-15.0, 25.0, 0.1)
-        line = gap_mid + t[:, None] * forward
-        inside = np.nonzero(flavum.field(line) < 0.0)[0]
+        line = gap_mid + beside + t[:, None] * forward
+        # where the ligament is what the needle meets (not where bone overlies it)
+        labels = self._paint_structures(line, np.zeros(len(t), np.uint8))
+        inside = np.nonzero(labels == tid("ligamentum_flavum"))[0]
         if inside.size == 0:
             return fallback
         # the middle of the first stretch of ligament along the line
         breaks = np.nonzero(np.diff(inside) > 1)[0]
         run_end = inside[breaks[0]] if breaks.size else inside[-1]
-        return line[(inside[0] + run_end) // 2]
+        return line[(inside[0] + run_end) // 2] - beside
 
     def structure(self, name: str) -> Structure:
         try:

@@ -1,8 +1,8 @@
 """Sampling implicit fields on regular grids, exactly near surfaces and coarsely elsewhere.
 
-A field is evaluated first on a grid four times coarser; only the fine voxels whose coarse
-neighbourhood lies within reach of the surface are evaluated exactly. Fields here are (close to)
-1-Lipschitz, so a coarse value farther from zero than the coarse cell's diagonal cannot hide a
+A field is evaluated first on a grid four times coarser, then twice coarser, then at full
+resolution, each time only where the coarser level says a surface may be near. Fields here are
+(close to) 1-Lipschitz, so a value farther from zero than the coarser cell's diagonal cannot hide a
 surface: this keeps voxelisation and meshing fast without losing thin features.
 """
 
@@ -37,6 +37,27 @@ def _evaluate_grid(field: Field, axes: list[np.ndarray], chunk_points: int = 2_0
     return out
 
 
+def _refine(field: Field, coarse: np.ndarray, factor: int, lo: np.ndarray, shape, voxel_mm: float,
+            band_mm: float) -> tuple[np.ndarray, np.ndarray]:
+    """Values on the grid ``shape`` (spacing ``voxel_mm``) from a grid ``factor`` times coarser:
+    exact where the coarse values come within reach of the surface, interpolated elsewhere."""
+    fine_idx = [np.arange(n) / factor for n in shape]
+    grids = np.meshgrid(*fine_idx, indexing="ij", sparse=True)
+    approx = ndimage.map_coordinates(coarse, np.broadcast_arrays(*grids), order=1, mode="nearest")
+    reach = band_mm + voxel_mm * factor * np.sqrt(3.0)
+    near = np.abs(approx) < reach
+    out = approx.astype(np.float32)
+    idx = np.nonzero(near)
+    if idx[0].size:
+        pts = lo + voxel_mm * np.stack(idx, axis=1).astype(float)
+        values = np.empty(len(pts), np.float32)
+        chunk = 1_000_000
+        for k in range(0, len(pts), chunk):
+            values[k:k + chunk] = field(pts[k:k + chunk])
+        out[idx] = values
+    return out, near
+
+
 def sample_field(field: Field, lo_mm, shape: tuple[int, int, int], voxel_mm: float,
                  band_mm: float) -> tuple[np.ndarray, np.ndarray]:
     """Signed distances on a grid, exact within ``band_mm`` of the surface.
@@ -52,7 +73,7 @@ def sample_field(field: Field, lo_mm, shape: tuple[int, int, int], voxel_mm: flo
     voxel_mm : float
         Grid spacing.
     band_mm : float
-        Values with ``|d| < band_mm`` are exact; farther ones are interpolated from the coarse grid
+        Values with ``|d| < band_mm`` are exact; farther ones are interpolated from coarser grids
         (their sign is always right).
 
     Returns
@@ -62,22 +83,10 @@ def sample_field(field: Field, lo_mm, shape: tuple[int, int, int], voxel_mm: flo
         Where the value was evaluated exactly.
     """
     lo = np.asarray(lo_mm, float)
-    coarse_mm = voxel_mm * COARSE_FACTOR
     coarse_shape = tuple(int(np.ceil((n - 1) / COARSE_FACTOR)) + 2 for n in shape)
-    coarse = _evaluate_grid(field, grid_axes(lo, coarse_shape, coarse_mm))
-    # coarse values at the fine voxel centres (linear interpolation)
-    fine_idx = [np.arange(n) / COARSE_FACTOR for n in shape]
-    grids = np.meshgrid(*fine_idx, indexing="ij", sparse=True)
-    approx = ndimage.map_coordinates(coarse, np.broadcast_arrays(*grids), order=1, mode="nearest")
-    reach = band_mm + coarse_mm * np.sqrt(3.0)
-    near = np.abs(approx) < reach
-    out = approx.astype(np.float32)
-    idx = np.nonzero(near)
-    if idx[0].size:
-        pts = lo + voxel_mm * np.stack(idx, axis=1).astype(float)
-        values = np.empty(len(pts), np.float32)
-        chunk = 1_000_000
-        for k in range(0, len(pts), chunk):
-            values[k:k + chunk] = field(pts[k:k + chunk])
-        out[idx] = values
-    return out, near
+    coarse = _evaluate_grid(field, grid_axes(lo, coarse_shape, voxel_mm * COARSE_FACTOR))
+    # a middle level (twice coarser) narrows the shell the full-resolution pass must evaluate
+    half = COARSE_FACTOR // 2
+    mid_shape = tuple(int(np.ceil((n - 1) / half)) + 1 for n in shape)
+    middle, _ = _refine(field, coarse, COARSE_FACTOR // half, lo, mid_shape, voxel_mm * half, band_mm + voxel_mm * half)
+    return _refine(field, middle, half, lo, shape, voxel_mm, band_mm)

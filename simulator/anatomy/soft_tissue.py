@@ -46,6 +46,7 @@ class SpineProfile:
     nuchal_mm: np.ndarray  # ligamentum nuchae over the cervical spinous tips (0 below the neck)
     half_width_mm: np.ndarray  # half the body's width (pelvis, waist, chest, shoulders, neck)
     depth_mm: np.ndarray  # the body's anteroposterior depth
+    body_centre_x_mm: np.ndarray | None = None  # left-right centre of the bodies (a scoliosis moves it)
 
     def at(self, name: str, z: np.ndarray) -> np.ndarray:
         return np.interp(z, self.z_mm, getattr(self, name))

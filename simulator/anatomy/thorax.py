@@ -44,20 +44,23 @@ class ChestShape:
         return a, b, centre
 
 
-def rib_path(seg: Segment, side: int, chest: ChestShape, above: Segment | None) -> tuple[np.ndarray, float, int]:
+def rib_path(seg: Segment, side: int, chest: ChestShape) -> tuple[np.ndarray, float, int]:
     """Centreline points of one rib (head to anterior end), its length fraction that is cartilage,
     and the rib number."""
     number = int(seg.name[1:])
     d = seg.dims
     half_w = 0.5 * d.endplate_width_mm
-    if 2 <= number <= 9 and above is not None:
+    if 2 <= number <= 9:
         # the head sits on the disc, between the demifacets of this body and the one above
         z_head = 0.5 * seg.height_mid_mm + 2.0
     else:
-        z_head = 0.2 * seg.height_mid_mm
-    head = seg.to_world([side * (half_w + 2.5), -seg.half_depth + 4.0, z_head])
+        # T1 and T10-T12: a whole facet on the side of the body, below the pedicle
+        z_head = -0.3 * seg.height_mid_mm
+    # the head sits in its costovertebral joint, ~1 mm from the body; the neck runs in front of the
+    # transverse process, clear of the pedicle, to the tubercle on the process's tip
+    head = seg.to_world([side * (half_w + 5.0), -seg.half_depth + 5.0, z_head])
     tp_tip = seg.to_world(transverse_tip_local(seg, side))
-    tubercle = tp_tip + seg.axis([side * 1.0, 5.0, -2.5])
+    tubercle = tp_tip + seg.axis([side * 2.0, 6.5, -2.5])
     if number >= 11:
         tubercle = tp_tip + seg.axis([side * 5.0, 6.0, -4.0])  # no costotransverse joint
     angle = tubercle + seg.axis([side * 28.0, -4.0, -6.0])
@@ -66,26 +69,28 @@ def rib_path(seg: Segment, side: int, chest: ChestShape, above: Segment | None) 
     if number == 1:
         a *= 0.62  # the first rib curves tightly round the thoracic inlet
     theta0 = float(np.arcsin(np.clip(abs(angle[0]) / a, 0.0, 0.98)))
-    end = {11: 1.6, 12: 1.25}.get(number, 2.55 if number <= 7 else 2.3)
-    drop = 18.0 if number == 1 else (55.0 if number <= 7 else 45.0)
+    # ribs 1-7 reach the sternum by their cartilages, 8-10 the costal margin; 11-12 float
+    end = {11: 1.6, 12: 1.25}.get(number, 2.98 if number <= 7 else (2.7 if number <= 8 else 2.45))
+    # the shafts fall as they go forward: a mid-thoracic rib's front end is ~3 vertebrae below its head
+    drop = 18.0 if number == 1 else (70.0 if number <= 7 else 55.0)
     thetas = np.linspace(theta0, end, 14)
     frac = (thetas - theta0) / (end - theta0)
     around = np.stack([side * a * np.sin(thetas), yc - b * np.cos(thetas), angle[2] - drop * frac], axis=1)
     points = np.vstack([head, tubercle, angle, around[1:]])
-    cartilage = 0.0 if number >= 11 else (0.22 if number <= 7 else 0.3)
+    cartilage = 0.0 if number >= 11 else (0.25 if number <= 7 else 0.3)
     return points, cartilage, number
 
 
-def rib_tubes(seg: Segment, side: int, chest: ChestShape, above: Segment | None) -> tuple[Tube, Tube | None]:
+def rib_tubes(seg: Segment, side: int, chest: ChestShape) -> tuple[Tube, Tube | None]:
     """A rib (bone) and its costal cartilage as tubes: flat bands, taller than thick."""
-    points, cartilage, number = rib_path(seg, side, chest, above)
+    points, cartilage, number = rib_path(seg, side, chest)
     height = 4.5 if number == 1 else (6.0 if number <= 9 else 5.0)
     thick = 3.0 if number <= 10 else 2.6
     seg_len = np.linalg.norm(np.diff(points, axis=0), axis=1)
     s = np.concatenate([[0.0], np.cumsum(seg_len)])
     # round the head and the neck, flatten the shaft into a band
-    ra = np.where(s < 25.0, 5.0, height)
-    rb = np.where(s < 25.0, 4.5, thick)
+    ra = np.where(s < 25.0, 4.0, height)
+    rb = np.where(s < 25.0, 3.5, thick)
     tube = polyline_tube(points, ra, rb, reference=(0.0, 0.0, 1.0), smooth_mm=4.0)
     if cartilage <= 0.0:
         return tube, None
@@ -116,6 +121,7 @@ class LungShape:
     z_dome_mm: float  # top of the diaphragm's domes (front)
     z_recess_mm: float  # bottom of the posterior costophrenic recesses
     side: int
+    spine_centre_x: object  # callable z -> x of the vertebral bodies' centre
     spine_centre_y: object  # callable z -> y of the vertebral bodies' centre
     spine_half_width: object  # callable z -> half width of the bodies
     spine_front_y: object  # callable z -> y of the bodies' front
@@ -130,12 +136,14 @@ class LungShape:
         taper = np.sqrt(np.clip((self.z_apex_mm - z) / 45.0, 0.02, 1.0))
         inside = sdf.ellipse_2d(np.stack([x, y - yc], -1), np.stack([a * taper, b * taper], -1))
         # the mediastinum: the column with its paravertebral soft tissue behind, a central band in
-        # front (great vessels, oesophagus, trachea)
+        # front (great vessels, oesophagus, trachea); beside the bodies the pleura passes just
+        # lateral to the rib heads (centred 5 mm out from the body, 4 mm in radius)
         front = self.spine_front_y(z)
-        half = np.where(y < front + 4.0, self.spine_half_width(z) + 7.0, 16.0)
-        mediastinum = half - self.side * x
-        # behind, the lung reaches back to the plane of the rib necks and transverse processes
-        back = (self.transverse_y(z) + 8.0) - y
+        half = np.where(y < front + 4.0, self.spine_half_width(z) + 11.0, 16.0)
+        mediastinum = half - self.side * (x - self.spine_centre_x(z))
+        # behind, the lung reaches back to just in front of the rib necks (which lie in front of the
+        # transverse processes), the parietal pleura lining them
+        back = (self.transverse_y(z) + 13.0) - y
         # the diaphragm: lowest at the back (the costophrenic recess), domed in front; the right
         # dome sits higher (the liver)
         frontness = np.clip((y - yc + b) / (2.0 * b), 0.0, 1.0)

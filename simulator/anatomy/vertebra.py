@@ -94,19 +94,22 @@ class Segment:
         return {"cervical": 5.0, "thoracic": 8.0}.get(self.region, 9.0)
 
     def pedicle_centre_local(self, side: int) -> np.ndarray:
-        """Centre of the pedicle's narrowest section (``side`` +1 right, -1 left). The pedicles
+        """Centre of the pedicle's narrowest section (``side`` +1 right, -1 left). Most pedicles
         converge forwards, so the centre sits lateral enough for their medial walls to be
-        ``canal_width_mm`` apart where they meet the body."""
+        ``canal_width_mm`` apart where they meet the body; diverging ones (T11-T12) are
+        ``canal_width_mm`` apart at their isthmus (behind it the laminae close the canal in)."""
         d = self.dims
         back = 0.5 * self.pedicle_length_mm
-        converge = back * np.sin(np.radians(d.pedicle_transverse_angle_deg))
+        sin_a = np.sin(np.radians(d.pedicle_transverse_angle_deg))
+        converge = back * max(sin_a, 0.0)
         return np.array([side * (0.5 * d.canal_width_mm + 0.5 * d.pedicle_width_mm + converge),
                          -self.half_depth - back, self.pedicle_z])
 
     def lateral_mass_centre_local(self, side: int) -> np.ndarray:
-        """Centroid of a cervical articular pillar (the cervical medial branch target)."""
+        """Centroid of a cervical articular pillar (the cervical medial branch target): behind the
+        short pedicle, beside the back of the canal (the pillar is ~10-12 mm deep)."""
         d = self.dims
-        return np.array([side * (0.5 * d.canal_width_mm + 5.5), -self.half_depth - 0.55 * d.canal_depth_mm, 0.0])
+        return np.array([side * (0.5 * d.canal_width_mm + 5.5), -self.half_depth - self.pedicle_length_mm - 5.5, 0.0])
 
     def spinous_axis_local(self) -> tuple[np.ndarray, np.ndarray]:
         """Base of the spinous process (laminar junction) and its unit direction, body frame."""
@@ -209,15 +212,42 @@ def facet_joint(upper: Segment, lower: Segment, side: int) -> FacetJoint:
     )
 
 
+def _articular_plate(p: np.ndarray, joint: FacetJoint, face_offset_mm: float, thickness_mm: float,
+                     radius_mm: float, end_a: np.ndarray, end_b: np.ndarray, tuck_a_mm: float = 0.0) -> np.ndarray:
+    """A rounded plate parallel to a facet joint, its mid-plane ``face_offset_mm`` along the joint's
+    normal from the joint, running from ``end_a`` to ``end_b`` (projected onto that mid-plane), with
+    a short strut back to ``end_a`` where it lies off the plane (the process's root).
+
+    ``tuck_a_mm`` moves the plate's rounded end at ``end_a`` that far towards ``end_b`` (the strut
+    still reaches ``end_a``): a superior articular process sits on the back of its pedicle and must
+    not spread over the pedicle's free upper border (the vertebral notch of the foramen).
+    """
+    n = joint.normal
+    plane_point = joint.centre + n * face_offset_mm
+    a = end_a - ((end_a - plane_point) @ n) * n
+    b = end_b - ((end_b - plane_point) @ n) * n
+    root = a
+    if tuck_a_mm > 0.0:
+        span = float(np.linalg.norm(b - a))
+        a = a + (b - a) * min(tuck_a_mm, 0.5 * span) / max(span, 1e-9)
+    plate = sdf.flat_capsule(p, a, b, radius_mm, n, thickness_mm / (2.0 * radius_mm))
+    if np.linalg.norm(end_a - a) > 1.0:
+        strut = sdf.capsule(p, end_a, a, 0.45 * thickness_mm + 1.0)
+        if root is not a:
+            strut = np.minimum(strut, sdf.capsule(p, end_a, root, 0.45 * thickness_mm + 1.0))
+        plate = sdf.smooth_min(plate, strut, 2.0)
+    return plate
+
+
 def superior_articular_process(p: np.ndarray, joint: FacetJoint, base_world: np.ndarray) -> np.ndarray:
     """The lower vertebra's SAP: a rounded plate in front of (antero-lateral to) the joint, rising
     from ``base_world`` (the pedicle's posterior end) to above the joint."""
     thickness = 6.5
     radius = joint.half_width_mm + 0.5
-    centre_face = joint.centre - joint.normal * (0.5 * FACET_GAP_MM + 0.5 * thickness)
-    top = centre_face + joint.up * (joint.half_height_mm + 1.5 - radius)
-    bottom = base_world - joint.normal * 1.0
-    return sdf.flat_capsule(p, bottom, top, radius, joint.normal, thickness / (2.0 * radius))
+    offset = -(0.5 * FACET_GAP_MM + 0.5 * thickness)
+    top = joint.centre + joint.up * (joint.half_height_mm + 1.5 - radius)
+    return _articular_plate(p, joint, offset, thickness, radius, base_world - joint.normal * 1.0, top,
+                            tuck_a_mm=radius - 2.0)
 
 
 def inferior_articular_process(p: np.ndarray, joint: FacetJoint, root_world: np.ndarray) -> np.ndarray:
@@ -225,9 +255,9 @@ def inferior_articular_process(p: np.ndarray, joint: FacetJoint, root_world: np.
     the lamina at ``root_world`` to below the joint."""
     thickness = 6.0
     radius = joint.half_width_mm
-    centre_face = joint.centre + joint.normal * (0.5 * FACET_GAP_MM + 0.5 * thickness)
-    bottom = centre_face - joint.up * (joint.half_height_mm + 1.5 - radius)
-    return sdf.flat_capsule(p, root_world, bottom, radius, joint.normal, thickness / (2.0 * radius))
+    offset = 0.5 * FACET_GAP_MM + 0.5 * thickness
+    bottom = joint.centre - joint.up * (joint.half_height_mm + 1.5 - radius)
+    return _articular_plate(p, joint, offset, thickness, radius, root_world, bottom)
 
 
 # ------------------------------------------------------------------------------------ the body
@@ -293,15 +323,18 @@ def _pedicle(q: np.ndarray, seg: Segment, side: int) -> tuple[np.ndarray, np.nda
     return sdf.flat_capsule(q, front, back, radius, flat, ratio), back
 
 
-def _lamina(q: np.ndarray, seg: Segment, side: int, lateral_x: float, lateral_y: float, slope_deg: float) -> np.ndarray:
-    """An oval plate from the articular pillar to the midline, sloping back as it descends."""
+def _lamina(q: np.ndarray, seg: Segment, side: int, lateral_x: float, lateral_y: float, slope_deg: float,
+            overhang_mm: float = 6.0) -> np.ndarray:
+    """An oval plate from the articular pillar to the midline, sloping back as it descends; it
+    reaches ``overhang_mm`` beyond the pillar (into the lumbar pars; less where the facet joints sit
+    right beside the lamina)."""
     d = seg.dims
     zc = 0.5 * (seg.lamina_top_z + seg.lamina_bottom_z)
     lateral = np.array([side * lateral_x, lateral_y, zc])
     medial = np.array([0.0, seg.canal_back_y - 0.5 * d.lamina_thickness_mm, zc])
     axes = box_axes(medial - lateral, [0.0, np.sin(np.radians(slope_deg)), np.cos(np.radians(slope_deg))])
     local = (q - 0.5 * (lateral + medial)) @ axes.T
-    half_len = 0.5 * np.linalg.norm(medial - lateral) + 6.0
+    half_len = 0.5 * np.linalg.norm(medial - lateral) + overhang_mm
     oval = sdf.ellipse_2d(local[..., :2], (half_len, 0.5 * d.lamina_height_mm))
     return sdf.extrude(oval, local[..., 2], 0.5 * d.lamina_thickness_mm, min(1.8, 0.45 * d.lamina_thickness_mm))
 
@@ -368,7 +401,8 @@ def thoracic_posterior_elements(q: np.ndarray, seg: Segment) -> list[np.ndarray]
         parts.append(sdf.flat_capsule(q, root, tip, 5.0, [0.0, 0.0, 1.0], 0.85, rb_mm=4.5))
         parts.append(sdf.ellipsoid(q, tip, (4.5, 4.5, 5.0)))  # the club-shaped tip with its costal facet
         parts.append(_lamina(q, seg, side, 0.5 * d.canal_width_mm + 3.0,
-                             -seg.half_depth - 0.85 * d.canal_depth_mm - 0.5 * d.lamina_thickness_mm, 30.0))
+                             -seg.half_depth - 0.85 * d.canal_depth_mm - 0.5 * d.lamina_thickness_mm, 30.0,
+                             overhang_mm=1.0))
     return parts + _spinous(q, seg)
 
 
@@ -382,12 +416,14 @@ def cervical_posterior_elements(q: np.ndarray, seg: Segment) -> list[np.ndarray]
         pedicle, _ = _pedicle(q, seg, side)
         parts.append(pedicle)
         lm = seg.lateral_mass_centre_local(side)
-        parts.append(_lamina(q, seg, side, lm[0] * side - 1.0, lm[1] - 3.0, 25.0))
+        parts.append(_lamina(q, seg, side, lm[0] * side - 1.0, lm[1] - 3.0, 25.0, overhang_mm=1.0))
         # transverse process: anterior and posterior roots meeting at the tubercles, around the
         # foramen transversarium
         tip = np.array([side * 0.5 * d.transverse_span_mm, -seg.half_depth + 1.0, seg.pedicle_z - 1.0])
-        anterior_root = np.array([side * (half_w - 2.0), -0.2 * seg.half_depth, seg.pedicle_z])
-        posterior_root = lm + np.array([side * 2.0, 3.0, 0.0])
+        # the anterior root (costal element) from the front of the body's side, the posterior root
+        # from the pillar, lateral to the pedicle: the foramen transversarium between them
+        anterior_root = np.array([side * (half_w - 2.5), 0.25 * seg.half_depth, seg.pedicle_z - 0.5])
+        posterior_root = lm + np.array([side * 3.5, 2.0, -0.5])
         tp = sdf.union(sdf.flat_capsule(q, anterior_root, tip, 3.2, [0.0, 0.0, 1.0], 0.8),
                        sdf.flat_capsule(q, posterior_root, tip, 3.2, [0.0, 0.0, 1.0], 0.8), k_mm=1.5)
         hole = foramen_transversarium_local(seg, side)
