@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 
@@ -20,8 +23,49 @@ def _timed(fn, repeats: int) -> dict:
     return {"median_s": round(statistics.median(runs), 6), "runs_s": [round(r, 6) for r in runs]}
 
 
-def run_bench(repeats: int = 5, cold_repeats: int = 3) -> dict:
-    """Benchmark the default scenario's patient; returns a JSON-friendly dict."""
+def full_spine_child(use_cache: bool) -> None:
+    """Build the default patient's whole spine (C2 to coccyx) at the default voxel size and print
+    the seconds it took and the process's peak memory as JSON (run in a fresh process)."""
+    import resource
+
+    from simulator.anatomy.anatomy import DEFAULT_VOXEL_MM, build_anatomy
+    from simulator.anatomy.patient import PatientParameters
+
+    t0 = time.perf_counter()
+    anatomy = build_anatomy(PatientParameters(), DEFAULT_VOXEL_MM, None, use_cache=use_cache)
+    seconds = time.perf_counter() - t0
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    print(json.dumps({"seconds": seconds, "peak_rss_mb": peak_kib / 1024.0, "shape": list(anatomy.grid.shape),
+                      "voxel_mm": DEFAULT_VOXEL_MM, "from_cache": anatomy.info.from_cache}))
+
+
+def _full_spine_run(use_cache: bool, cache_dir: str) -> dict:
+    # a fresh interpreter per run: the build's own peak memory, and a cached load as the app sees it
+    env = dict(os.environ, SPINESIM_CACHE_DIR=cache_dir)
+    code = f"from simulator.bench import full_spine_child; full_spine_child({use_cache!r})"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _summary(runs: list[dict]) -> dict:
+    seconds = [r["seconds"] for r in runs]
+    return {"median_s": round(statistics.median(seconds), 3), "runs_s": [round(v, 3) for v in seconds],
+            "peak_rss_mb_max": round(max(r["peak_rss_mb"] for r in runs), 1)}
+
+
+def bench_full_spine(repeats: int = 3, cold_repeats: int = 3) -> dict:
+    """Cold build and cached load of the default patient's whole spine, each in a fresh process."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cold = [_full_spine_run(False, tmp) for _ in range(cold_repeats)]
+        _full_spine_run(True, tmp)  # fill the cache
+        cached = [_full_spine_run(True, tmp) for _ in range(repeats)]
+    return {"shape": cold[0]["shape"], "voxel_mm": cold[0]["voxel_mm"],
+            "cold_build": _summary(cold), "cached_load": _summary(cached)}
+
+
+def run_bench(repeats: int = 5, cold_repeats: int = 3, full_spine: bool = True) -> dict:
+    """Benchmark the default scenario's patient (and the default patient's whole spine); returns a
+    JSON-friendly dict."""
     from simulator import __version__
     from simulator.anatomy.anatomy import build_anatomy
     from simulator.imaging.carm import CArmPose
@@ -85,6 +129,8 @@ def run_bench(repeats: int = 5, cold_repeats: int = 3) -> dict:
         run_reference(Simulation(loaded, anatomy=anatomy, image_size_px=512))
 
     results["reference_attempt_headless"] = _timed(reference_attempt, max(1, repeats // 2))
+    if full_spine:
+        results["full_spine"] = bench_full_spine(min(repeats, 3), cold_repeats)
     return {
         "format": "spinesim-bench",
         "format_version": 1,

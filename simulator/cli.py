@@ -98,6 +98,8 @@ def _parser() -> argparse.ArgumentParser:
     bn = sub.add_parser("bench", help="benchmark medians, printed as JSON")
     bn.add_argument("--repeats", type=int, default=5, help="runs of each timed step (default 5)")
     bn.add_argument("--cold-repeats", type=int, default=3, help="cold phantom builds (default 3)")
+    bn.add_argument("--no-full-spine", action="store_true",
+                    help="skip the whole-spine build and load (several minutes)")
     return p
 
 
@@ -340,7 +342,8 @@ def main(argv: list[str] | None = None) -> int:
 def _bench(args) -> int:
     from simulator.bench import run_bench
 
-    print(json.dumps(run_bench(repeats=args.repeats, cold_repeats=args.cold_repeats), indent=1))
+    print(json.dumps(run_bench(repeats=args.repeats, cold_repeats=args.cold_repeats,
+                                full_spine=not args.no_full_spine), indent=1))
     return 0
 
 
