@@ -59,6 +59,151 @@ def anatomy_views(anatomy) -> None:
         print("wrote", OUT / f"anatomy_{set_name}.png")
 
 
+def _render_tiles(meshes, views, centre, distance, size=(520, 520), labels=None, fit=None) -> list[np.ndarray]:
+    import pyvista as pv
+
+    tiles = []
+    for i, (direction, up) in enumerate(views):
+        pl = pv.Plotter(off_screen=True, window_size=size)
+        pl.set_background("white")
+        for poly, colour, opacity in meshes:
+            pl.add_mesh(poly, color=colour, smooth_shading=True, specular=0.25, opacity=opacity)
+        pl.camera_position = [tuple(centre + np.asarray(direction) * distance), tuple(centre), up]
+        if fit:
+            pl.reset_camera()  # keeps the direction, frames the meshes
+            pl.camera.zoom(fit)
+        if labels:
+            pl.add_text(labels[i], font_size=11, color="black")
+        tiles.append(pl.screenshot(return_img=True))
+        pl.close()
+    return tiles
+
+
+def _skeleton_meshes(phantom, voxel_mm: float, with_organs: bool = False):
+    """Bones and discs of a whole phantom (and lungs, kidneys, arteries when ``with_organs``)."""
+    from simulator.anatomy.meshes import structure_mesh
+    from simulator.scene.scene import GROUP_COLOURS, _polydata
+
+    wanted = {"bone", "disc"} | ({"organ", "vessel"} if with_organs else set())
+    skip = {"airway", "rectum", "presacral_space", "epidural_space"}
+    out = []
+    for st in phantom.structures:
+        cartilage = st.name.endswith(".cartilage")
+        if (st.group not in wanted and not cartilage) or st.name in skip or st.name.startswith("epidural_veins"):
+            continue
+        m = structure_mesh(phantom, st.name, voxel_mm=voxel_mm if st.group == "bone" else 1.6)
+        if m is not None:
+            opacity = 0.25 if st.name.startswith("lung") else 1.0
+            out.append((_polydata(m), GROUP_COLOURS.get(m.group, GROUP_COLOURS["bone"]), opacity))
+    return out
+
+
+def whole_spine_views() -> None:
+    """The default patient's whole phantom, C2 to the coccyx: skeleton from behind and the side,
+    and with the lungs, kidneys and arteries."""
+    from simulator.anatomy.patient import PatientParameters
+    from simulator.anatomy.phantom import SpinePhantom
+
+    phantom = SpinePhantom(PatientParameters().resolved())
+    centre = phantom.by_level["T10"].to_world([0.0, -20.0, 0.0])
+    skeleton = _skeleton_meshes(phantom, 1.2)
+    tiles = _render_tiles(skeleton, [((0.0, -1.0, 0.0), (0.0, 0.0, 1.0)), ((-1.0, 0.0, 0.0), (0.0, 0.0, 1.0))],
+                          centre, 1500.0, size=(420, 900), labels=["posterior", "lateral"])
+    organs = _skeleton_meshes(phantom, 1.2, with_organs=True)
+    tiles += _render_tiles(organs, [((-0.5, -0.85, 0.15), (0.0, 0.0, 1.0))], centre, 1500.0, size=(520, 900),
+                           labels=["with lungs, kidneys, arteries"])
+    Image.fromarray(np.hstack(tiles)).save(OUT / "anatomy_whole_spine.png")
+    print("wrote", OUT / "anatomy_whole_spine.png")
+
+
+#: Patients for the side-by-side picture: (label, parameters).
+PATIENTS = (
+    ("default patient", {}),
+    ("woman 155 cm, lordosis 55", {"seed": 11, "sex": "female", "height_cm": 155.0, "lordosis_deg": 55.0}),
+    ("scoliosis 18 deg", {"seed": 12, "scoliosis_deg": 18.0}),
+    ("sacralised L5", {"seed": 13, "transitional": "sacralized_L5"}),
+)
+
+
+def patients_side_by_side() -> None:
+    """Four patients from behind (T6 to the coccyx, with the pelvis) and from the side (T10 to
+    the coccyx, without the ilia)."""
+    from simulator.anatomy.column import ALL_LEVELS, INTERSPACES
+    from simulator.anatomy.meshes import structure_mesh
+    from simulator.anatomy.patient import PatientParameters
+    from simulator.anatomy.phantom import SpinePhantom
+    from simulator.scene.scene import GROUP_COLOURS, _polydata
+
+    def meshes_of(phantom, names):
+        out = []
+        for name in names:
+            try:
+                m = structure_mesh(phantom, name, voxel_mm=1.0)
+            except KeyError:
+                continue  # e.g. no L5-S1 disc where L5 is fused to the sacrum
+            if m is not None:
+                out.append((_polydata(m), GROUP_COLOURS.get(m.group, GROUP_COLOURS["bone"]), 1.0))
+        return out
+
+    rows = {"posterior": [], "lateral": []}
+    for label, params in PATIENTS:
+        phantom = SpinePhantom(PatientParameters(**params).resolved())
+        levels = list(ALL_LEVELS[ALL_LEVELS.index("T6"):ALL_LEVELS.index("L5") + 1])
+        discs = [f"{i}.disc" for i in INTERSPACES if i.split("-")[0] in levels]
+        back = meshes_of(phantom, levels + discs + ["sacrum", "coccyx", "ilium_left", "ilium_right"])
+        side = meshes_of(phantom, levels[levels.index("T10"):] + discs[discs.index("T10-T11.disc"):]
+                         + ["sacrum", "coccyx"])
+        centre = phantom.by_level["L2"].to_world([0.0, -10.0, 0.0])
+        rows["posterior"] += _render_tiles(back, [((0.0, -1.0, 0.0), (0.0, 0.0, 1.0))], centre, 900.0,
+                                           size=(360, 640), labels=[label], fit=1.9)
+        rows["lateral"] += _render_tiles(side, [((-1.0, 0.0, 0.0), (0.0, 0.0, 1.0))], centre, 900.0,
+                                         size=(360, 560), fit=1.5)
+    Image.fromarray(np.vstack([np.hstack(rows["posterior"]), np.hstack(rows["lateral"])])).save(
+        OUT / "anatomy_patients.png")
+    print("wrote", OUT / "anatomy_patients.png")
+
+
+def ct_imported_views() -> None:
+    """A spine imported from a CT with its TotalSegmentator segmentation: 3D (bones as segmented,
+    the derived dural sac, discs and nerve roots) and AP and lateral X-rays computed from its CT
+    numbers. No real scan can ship with SpineSim, so the CT here is the default patient's phantom
+    (T11 to the pelvis) written in TotalSegmentator's conventions and imported back."""
+    import os
+    import tempfile
+
+    from simulator.anatomy.anatomy import build_anatomy
+    from simulator.anatomy.ct_import import import_ct, load_imported
+    from simulator.anatomy.export import export_anatomy
+    from simulator.anatomy.patient import PatientParameters
+    from simulator.imaging.carm import CArmPose
+    from simulator.imaging.fluoroscope import Fluoroscope
+    from simulator.scene.scene import GROUP_COLOURS, _polydata
+
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["SPINESIM_DATA_DIR"] = str(Path(tmp) / "data")
+        phantom = build_anatomy(PatientParameters(), voxel_mm=1.5, levels=("T11", "S1"))
+        export_anatomy(phantom, Path(tmp) / "scan", "totalsegmentator")
+        import_ct(Path(tmp) / "scan" / "ct.nii.gz", Path(tmp) / "scan" / "segmentations.nii.gz", "ct-picture",
+                  voxel_mm=1.5)
+        imported = load_imported("ct-picture")
+        meshes = [(_polydata(m), GROUP_COLOURS.get(m.group, GROUP_COLOURS["bone"]), 1.0)
+                  for m in imported.meshes().values() if m.group in ("bone", "disc", "ligament", "neural")]
+        centre = imported.landmark("L3.body_center") + np.array([0.0, -20.0, 0.0])
+        tiles = _render_tiles(meshes, [((-0.55, -0.8, 0.2), (0.0, 0.0, 1.0)), ((-1.0, 0.0, 0.0), (0.0, 0.0, 1.0))],
+                              centre, 900.0, size=(420, 620), labels=["imported CT: posterior oblique", "lateral"],
+                              fit=1.3)
+        scope = Fluoroscope(imported.mu_volume(), imported.world_from_voxel, 620)
+        target = tuple(float(v) for v in imported.landmark("L3-L4.interlaminar_center"))
+        for oblique in (0.0, 90.0):
+            tiles.append(scope.render(CArmPose(oblique, 0.0, target), [], None, (1, 0)).display)
+        del os.environ["SPINESIM_DATA_DIR"]
+    tiles = [np.asarray(Image.fromarray(t).convert("RGB")) for t in tiles]
+    height = max(t.shape[0] for t in tiles)
+    tiles = [np.pad(t, ((0, height - t.shape[0]), (0, 0), (0, 0)), constant_values=255) for t in tiles]
+    Image.fromarray(np.hstack(tiles)).save(OUT / "anatomy_ct_import.png")
+    print("wrote", OUT / "anatomy_ct_import.png")
+
+
 def xray_images(loaded, anatomy) -> None:
     """AP and lateral images of the default patient, and the expert's contrast images."""
     from simulator.imaging.carm import CArmPose
@@ -122,6 +267,11 @@ def app_screenshots(anatomy) -> None:
 
 
 def main() -> int:
+    only = set(sys.argv[1:])  # e.g. "ct_imported_views": regenerate only those pictures
+    if only:
+        for name in only:
+            globals()[name]()
+        return 0
     from simulator.anatomy.anatomy import build_anatomy
     from simulator.scenario.loader import load_scenario
 
@@ -130,6 +280,9 @@ def main() -> int:
     sc = loaded.scenario
     anatomy = build_anatomy(sc.patient.parameters(), voxel_mm=sc.anatomy.voxel_mm, levels=sc.anatomy.levels)
     anatomy_views(anatomy)
+    whole_spine_views()
+    patients_side_by_side()
+    ct_imported_views()
     xray_images(loaded, anatomy)
     app_screenshots(anatomy)
     return 0
