@@ -286,7 +286,7 @@ def test_hiatus_variants(hiatus):
     nothing bony stands beside the hiatus."""
     ph = _seed_phantom(4, hiatus=hiatus)
     typical = _seed_phantom(4, hiatus="typical")
-    shape, frame, k = ph.sacrum_shape, ph.sacral_frame, ph.scale
+    shape, k = ph.sacrum_shape, ph.scale
     if hiatus == "high":
         assert shape.hiatus_apex_s_mm < typical.sacrum_shape.hiatus_apex_s_mm - 10.0 * k
     elif hiatus == "narrow":

@@ -197,19 +197,28 @@ def _sample_local(mask: np.ndarray, grid: Grid, offset, origin, axes, lo, shape,
     return out
 
 
-def _canal_hole(slice2d: np.ndarray, min_px: int, near, max_dist_px: float):
-    """The canal in a 2-D section of bone: the hole holding ``near`` (pixel coordinates), else the
-    nearest one within ``max_dist_px``; at least ``min_px`` pixels."""
-    filled = ndimage.binary_fill_holes(slice2d)
-    holes = filled & ~slice2d
+def _holes(slice2d: np.ndarray):
+    """The holes a 2-D section of bone encloses: (labels, pixel counts, centres in pixels), or None."""
+    holes = ndimage.binary_fill_holes(slice2d) & ~slice2d
     if not holes.any():
         return None
     lab, n = ndimage.label(holes)
-    sizes = ndimage.sum_labels(holes, lab, index=np.arange(1, n + 1))
-    centres = np.array(ndimage.center_of_mass(holes, lab, index=np.arange(1, n + 1))).reshape(-1, 2)
+    index = np.arange(1, n + 1)
+    sizes = ndimage.sum_labels(holes, lab, index=index)
+    centres = np.array(ndimage.center_of_mass(holes, lab, index=index)).reshape(-1, 2)
+    return lab, sizes, centres
+
+
+def _canal_hole(slice2d: np.ndarray, min_px: int, near, max_dist_px: float):
+    """The canal in a 2-D section of bone: the hole holding ``near`` (pixel coordinates), else the
+    nearest one within ``max_dist_px``; at least ``min_px`` pixels."""
+    found = _holes(slice2d)
+    if found is None:
+        return None
+    lab, sizes, centres = found
     dist = np.linalg.norm(centres - np.asarray(near), axis=1)
-    inside = lab[int(round(near[0])), int(round(near[1]))] if (0 <= near[0] < holes.shape[0]
-                                                               and 0 <= near[1] < holes.shape[1]) else 0
+    inside = lab[int(round(near[0])), int(round(near[1]))] if (0 <= near[0] < lab.shape[0]
+                                                               and 0 <= near[1] < lab.shape[1]) else 0
     if inside and sizes[inside - 1] >= min_px:
         return lab == inside
     order = np.argsort(dist)
@@ -320,13 +329,10 @@ def _endplate_axis(geo: VertebraGeometry, mask, grid: Grid, offset, body_pts: np
 def _posterior_hole(slice2d: np.ndarray, min_px: int, lo, step):
     """The most posterior hole of a slice (the vertebral foramen: behind the body, whose concave
     endplates can also enclose a hole), at most 20 mm off the midline."""
-    filled = ndimage.binary_fill_holes(slice2d)
-    holes = filled & ~slice2d
-    if not holes.any():
+    found = _holes(slice2d)
+    if found is None:
         return None
-    lab, n = ndimage.label(holes)
-    sizes = ndimage.sum_labels(holes, lab, index=np.arange(1, n + 1))
-    centres = np.array(ndimage.center_of_mass(holes, lab, index=np.arange(1, n + 1))).reshape(-1, 2)
+    lab, sizes, centres = found
     u = lo[0] + step * centres[:, 0]
     v = lo[1] + step * centres[:, 1]
     ok = (sizes >= min_px) & (np.abs(u) < 20.0)

@@ -15,7 +15,6 @@ import numpy as np
 
 from simulator.anatomy import torso_kernel
 from simulator.anatomy.tissues import tid
-from simulator.geometry import sdf
 
 SKIN_MM = 2.5
 FASCIA_MM = 1.6

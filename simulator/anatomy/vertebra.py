@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from simulator.anatomy.morphometry import DiscDims, VertebraDims
-from simulator.anatomy.structures import box_axes, oriented_box
+from simulator.anatomy.structures import box_axes
 from simulator.geometry import frames, sdf
 
 #: Facet joint space width (cartilage and joint cleft) on CT, mm.

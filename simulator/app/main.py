@@ -30,7 +30,7 @@ class _Loader(QObject):
             sc = self.loaded.scenario
             anatomy = anatomy_for_scenario(sc)
             anatomy.meshes()
-            anatomy.landmarks
+            _ = anatomy.landmarks  # computed now, off the GUI thread
             # compile the ray casters now (once per machine; cached on disk) so the trainee's first
             # X-ray is not slow
             import numpy as np
