@@ -103,8 +103,9 @@ def enter_on_path(sim, entry, direction) -> None:
 
 def advance_to(sim, depth_mm: float, step_mm: float = 5.0) -> None:
     """Advance in steps of at most ``step_mm`` until the tip is ``depth_mm`` deep."""
-    while sim.needle.depth_mm < depth_mm - 1e-6:
-        sim.apply(cmd.Advance(distance_mm=min(step_mm, depth_mm - sim.needle.depth_mm)))
+    while sim.needle.depth_mm < depth_mm - 0.05:
+        events = sim.apply(cmd.Advance(distance_mm=min(step_mm, depth_mm - sim.needle.depth_mm)))
+        assert events_of(events, "needle_advanced")[0].data["moved_mm"] > 0.0, "the needle is stuck"
 
 
 def advance_until_loss(sim, max_depth_mm: float, step_mm: float = 1.0, medium: str = "saline") -> list:
@@ -113,6 +114,7 @@ def advance_until_loss(sim, max_depth_mm: float, step_mm: float = 1.0, medium: s
     readings = []
     while sim.needle.depth_mm < max_depth_mm:
         events = sim.apply(cmd.Advance(distance_mm=step_mm))
+        assert events_of(events, "needle_advanced")[0].data["moved_mm"] > 0.0, "the needle is stuck"
         events += sim.apply(cmd.TestLossOfResistance(medium=medium))
         pressure = events_of(events, "loss_of_resistance_tested")[0].data["pressure_mmhg"]
         readings.append((sim.needle.depth_mm, sim.needle.tip_tissue(), pressure, events))

@@ -35,7 +35,9 @@ class Tissue:
     lor_saline_mmhg : float
         Loss-of-resistance syringe pressure with the tip in this tissue (saline), mmHg.
     advance_force_n : float
-        Force felt while advancing through it, newtons (bone: a hard stop instead).
+        Peak force at the tip while advancing into it, newtons (bone: a hard stop instead).
+    friction_n_per_mm : float
+        Friction along the shaft per mm of this tissue around it (20 G needle), newtons per mm.
     colour : tuple[int, int, int]
         Display colour, sRGB.
     """
@@ -47,6 +49,7 @@ class Tissue:
     hu: float
     lor_saline_mmhg: float
     advance_force_n: float
+    friction_n_per_mm: float
     colour: tuple[int, int, int]
 
     @property
@@ -64,7 +67,11 @@ class TissueTable:
         self.mu_60kev_per_mm = np.zeros(n, np.float32)
         self.lor_saline_mmhg = np.zeros(n, np.float32)
         self.is_bone = np.zeros(n, bool)
+        self.advance_force_n = np.zeros(n, np.float32)
+        self.friction_n_per_mm = np.zeros(n, np.float32)
         for t in tissues:
+            self.advance_force_n[t.id] = t.advance_force_n
+            self.friction_n_per_mm[t.id] = t.friction_n_per_mm
             self.mu_60kev_per_mm[t.id] = t.mu_60kev_per_mm
             self.lor_saline_mmhg[t.id] = t.lor_saline_mmhg
             self.is_bone[t.id] = t.is_bone
@@ -102,6 +109,7 @@ def tissue_table() -> TissueTable:
             hu=float(row["hu"]),
             lor_saline_mmhg=float(row["lor_saline_mmhg"]),
             advance_force_n=float(row["advance_force_n"]),
+            friction_n_per_mm=float(row["friction_n_per_mm"]),
             colour=tuple(int(c) for c in row["colour"]),
         )
         for row in data["tissue"]

@@ -44,9 +44,10 @@ def feel_of(pressure_mmhg: float) -> str:
     return "none: the plunger gives"
 
 
-def lor_reading(tissue_id: int, medium: str, rng: np.random.Generator) -> LorReading:
-    """The plunger pressure with the tip in ``tissue_id``."""
-    base = float(tissue_table().lor_saline_mmhg[tissue_id])
+def lor_reading(tissue_id: int, medium: str, rng: np.random.Generator, in_cleft: bool = False) -> LorReading:
+    """The plunger pressure with the tip in ``tissue_id`` (``in_cleft``: in a cleft of a
+    degenerate interspinous ligament, where the syringe gives falsely)."""
+    base = CLEFT_MMHG if in_cleft else float(tissue_table().lor_saline_mmhg[tissue_id])
     if base >= 900.0:  # bone: the syringe will not empty
         return LorReading(999.0, medium, feel_of(999.0))
     scatter = 0.06 if medium == "saline" else 0.18
@@ -73,3 +74,113 @@ def advance_feel(tissue_name: str) -> str:
         "disc_nucleus": "soft after a firm layer",
         "nerve_root": "an electric shock down the leg (paraesthesia)",
     }.get(tissue_name, "firm")
+
+
+# ----------------------------------------------------------------------------- advancing force
+#: The needle the tissue forces of ``assets/tissues.toml`` are for (20 G Tuohy, outer diameter mm).
+REFERENCE_DIAMETER_MM = 0.908
+#: Tip-shape factor on the peak force at the tip (design values after the reference, section 5.2:
+#: "Tuohy > Quincke for the ligamentum flavum"; Naemura 2009/2012: a Tuohy indents the ligament more
+#: before it gives; a cutting bevel parts tissue most easily, a pencil point pushes it aside).
+TIP_FORCE_FACTOR = {"tuohy": 1.0, "quincke": 0.7, "pencil_point": 0.85, "blunt": 1.15}
+#: A layer "gives" with a pop when the tip passes from a layer needing at least this peak force...
+POP_MIN_FORCE_N = 1.2
+#: ...into one needing at most this fraction of it.
+POP_RATIO = 0.7
+
+
+def needle_force_factor(tip: str, outer_diameter_mm: float) -> float:
+    """Scale of a needle's forces against the 20 G Tuohy of the table: force grows with the needle's
+    diameter (Jiang 2014, J Biomech) and depends on its tip."""
+    return TIP_FORCE_FACTOR.get(tip, 1.0) * outer_diameter_mm / REFERENCE_DIAMETER_MM
+
+
+def speed_factor(speed_mm_s: float) -> float:
+    """Faster insertion raises the peak force (Naemura 2009: lower at 0.4 than at 2 mm/s); a gentle
+    power law about 2 mm/s, bounded. Design values."""
+    if not np.isfinite(speed_mm_s) or speed_mm_s <= 0.0:
+        return 1.0
+    return float(np.clip((speed_mm_s / 2.0) ** 0.12, 0.8, 1.3))
+
+
+def advancing_force_n(tip_tissue_id: int, shaft_tissue_ids: np.ndarray, step_mm: float, tip: str,
+                      outer_diameter_mm: float, speed_mm_s: float) -> float:
+    """Force felt pushing the needle: the tip's peak force in its tissue plus friction along the
+    shaft in each tissue it lies in, newtons."""
+    table = tissue_table()
+    factor = needle_force_factor(tip, outer_diameter_mm)
+    tip_n = float(table.advance_force_n[tip_tissue_id]) * factor * speed_factor(speed_mm_s)
+    friction_n = float(table.friction_n_per_mm[shaft_tissue_ids].sum()) * step_mm
+    return tip_n + friction_n * outer_diameter_mm / REFERENCE_DIAMETER_MM
+
+
+def pops(from_tissue_id: int, to_tissue_id: int) -> bool:
+    """Whether passing from one tissue into the next is felt as a pop (a layer giving way)."""
+    force = tissue_table().advance_force_n
+    before, after = float(force[from_tissue_id]), float(force[to_tissue_id])
+    return before >= POP_MIN_FORCE_N and after <= POP_RATIO * before
+
+
+# ----------------------------------------------------------------------------- false losses
+#: A degenerate interspinous ligament may hold fluid-filled or fatty clefts (interspinous bursitis,
+#: Baastrup's disease): the syringe can lose resistance in them before the ligamentum flavum.
+#: Probability that a degenerate interspace's ligament has clefts, the fraction of its volume they
+#: fill, and the plunger pressure in one (mmHg; as loose areolar tissue). Design values: the
+#: reference names the mechanism (section 5.2) but gives no rates.
+CLEFT_PROBABILITY = 0.35
+CLEFT_FRACTION = 0.2
+CLEFT_MMHG = 35.0
+#: Clefts lie at least this far behind the interlaminar window's centre, mm: in the ligament's back
+#: part between the spinous processes, where interspinous bursae form (Baastrup's disease).
+CLEFT_MIN_BEHIND_WINDOW_MM = 8.0
+#: Size of the clefts, mm (the lattice of the seeded noise that places them).
+CLEFT_SIZE_MM = 4.0
+
+
+def has_clefts(interspace: str, seed: int) -> bool:
+    """Whether the degenerate interspinous ligament at ``interspace`` has clefts (seeded)."""
+    code = sum(ord(ch) * 31 ** i for i, ch in enumerate(interspace)) & 0xFFFFFFFF
+    return float(np.random.default_rng([seed & 0xFFFFFFFF, 979, code]).random()) < CLEFT_PROBABILITY
+
+
+def cleft_noise(point_mm, seed: int) -> float:
+    """Seeded smooth value noise in [0, 1] on a :data:`CLEFT_SIZE_MM` lattice."""
+    p = np.asarray(point_mm, float) / CLEFT_SIZE_MM
+    base = np.floor(p).astype(np.int64)
+    frac = p - base
+    value = 0.0
+    for corner in np.ndindex(2, 2, 2):
+        c = base + np.array(corner)
+        h = np.random.default_rng([seed & 0xFFFFFFFF, 977, *(int(v) & 0xFFFFFFFF for v in c)]).random()
+        value += float(np.prod(np.where(np.array(corner) == 1, frac, 1.0 - frac))) * h
+    return value
+
+
+#: Noise level above which a point is in a cleft: the 80th percentile of :func:`cleft_noise`
+#: (measured over 15 000 random points and three seeds), so about :data:`CLEFT_FRACTION` of the
+#: ligament is cleft.
+CLEFT_THRESHOLD = 0.636
+
+
+def in_degenerate_cleft(point_mm, seed: int) -> bool:
+    """Whether ``point_mm`` lies in a cleft of a degenerate interspinous ligament (seeded)."""
+    return cleft_noise(point_mm, seed) > CLEFT_THRESHOLD
+
+
+# ----------------------------------------------------------------------------- aspiration
+#: Probability that aspirating shows blood with the tip in a vessel: Furman 2003 (cervical TF, 392
+#: injections): a blood flash is 96.5% specific but only 44.2% sensitive (reference section 3.12).
+BLOOD_FLASH_SENSITIVITY = 0.442
+#: Probability that aspirating shows CSF with the tip intrathecal: CSF flows back freely through
+#: 18-22 G needles; through a 25 G needle slowly and less surely. Design values.
+CSF_FLASH_PROBABILITY = {18: 1.0, 20: 1.0, 22: 0.97, 25: 0.85}
+
+
+def aspirate(category: str, gauge: int, rng: np.random.Generator) -> str:
+    """What the hub shows on aspiration: ``"csf"``, ``"blood"`` or ``"nothing"``."""
+    u = float(rng.random())
+    if category == "intrathecal":
+        return "csf" if u < CSF_FLASH_PROBABILITY.get(int(gauge), 0.9) else "nothing"
+    if category == "vessel":
+        return "blood" if u < BLOOD_FLASH_SENSITIVITY else "nothing"
+    return "nothing"

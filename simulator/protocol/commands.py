@@ -20,6 +20,14 @@ command                     fields
 ``test_loss_of_resistance`` ``medium``: ``"saline"`` or ``"air"``
 ``inject_contrast``         ``volume_ml`` (0 < v <= 10)
 ``palpate``                 ``point_mm`` [x, y, z] near the skin
+``choose_needle``           ``needle_id``: another needle the scenario offers (before entry)
+``rotate_bevel``            ``roll_deg``: the bevel opening's roll about the shaft (0 faces
+                            the head, 90 the patient's right); the tip steers from now on
+``bend_tip``                ``bend_deg`` (0-30): bend a bendable needle's tip before insertion
+``attach_syringe``          ``medium``: ``"saline"`` or ``"air"``: a loss-of-resistance syringe
+                            on the hub; its pressure is read at every advance
+``detach_syringe``          (none)
+``aspirate``                (none): draw back on the syringe and look at the hub
 ``set_spine_visible``       ``visible`` (bool)
 ``finish``                  (none)
 ==========================  ==============================================================
@@ -93,6 +101,34 @@ class Palpate(_Command):
     point_mm: Vector
 
 
+class ChooseNeedle(_Command):
+    command: Literal["choose_needle"] = "choose_needle"
+    needle_id: str = Field(min_length=1)
+
+
+class RotateBevel(_Command):
+    command: Literal["rotate_bevel"] = "rotate_bevel"
+    roll_deg: float = Field(ge=-360.0, le=360.0)
+
+
+class BendTip(_Command):
+    command: Literal["bend_tip"] = "bend_tip"
+    bend_deg: float = Field(ge=0.0, le=30.0)
+
+
+class AttachSyringe(_Command):
+    command: Literal["attach_syringe"] = "attach_syringe"
+    medium: Literal["saline", "air"] = "saline"
+
+
+class DetachSyringe(_Command):
+    command: Literal["detach_syringe"] = "detach_syringe"
+
+
+class Aspirate(_Command):
+    command: Literal["aspirate"] = "aspirate"
+
+
 class SetSpineVisible(_Command):
     command: Literal["set_spine_visible"] = "set_spine_visible"
     visible: bool
@@ -104,13 +140,15 @@ class Finish(_Command):
 
 Command = Annotated[
     Union[SetEntry, Advance, Withdraw, Redirect, MoveCArm, AcquireImage, TestLossOfResistance,
-          InjectContrast, Palpate, SetSpineVisible, Finish],
+          InjectContrast, Palpate, ChooseNeedle, RotateBevel, BendTip, AttachSyringe, DetachSyringe, Aspirate,
+          SetSpineVisible, Finish],
     Field(discriminator="command"),
 ]
 _ADAPTER = TypeAdapter(Command)
 
 COMMAND_NAMES = ("set_entry", "advance", "withdraw", "redirect", "move_carm", "acquire_image",
-                 "test_loss_of_resistance", "inject_contrast", "palpate", "set_spine_visible", "finish")
+                 "test_loss_of_resistance", "inject_contrast", "palpate", "choose_needle", "rotate_bevel", "bend_tip",
+                 "attach_syringe", "detach_syringe", "aspirate", "set_spine_visible", "finish")
 
 
 def describe_validation_error(err: ValidationError) -> str:

@@ -53,16 +53,28 @@ class PatientSection(_Strict):
 
 
 class NeedleSection(_Strict):
+    """The needle the case starts with, and the others the trainee may choose instead."""
+
     id: str = "tuohy_20g_89mm"
+    choices: tuple[str, ...] = ()
 
     @field_validator("id")
     @classmethod
     def _known(cls, value: str) -> str:
-        from simulator.needle.spec import needle_catalogue
+        return _known_needle(value)
 
-        if value not in needle_catalogue():
-            raise ValueError(f"unknown needle '{value}' (known: {', '.join(sorted(needle_catalogue()))})")
-        return value
+    @field_validator("choices")
+    @classmethod
+    def _known_choices(cls, values: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(_known_needle(v) for v in values)
+
+
+def _known_needle(value: str) -> str:
+    from simulator.needle.spec import needle_catalogue
+
+    if value not in needle_catalogue():
+        raise ValueError(f"unknown needle '{value}' (known: {', '.join(sorted(needle_catalogue()))})")
+    return value
 
 
 Level = Literal["C2", "C3", "C4", "C5", "C6", "C7", "T1", "T2", "T3", "T4", "T5", "T6", "T7", "T8", "T9",

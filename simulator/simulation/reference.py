@@ -12,21 +12,62 @@ from __future__ import annotations
 
 import numpy as np
 
+from simulator.anatomy.tissues import tissue_table
+from simulator.needle.needle import Needle
 from simulator.procedures import lumbar_interlaminar as procedure
 from simulator.protocol import commands as cmd
 from simulator.simulation.simulation import Simulation
 
 
-def _advance_to_loss(sim: Simulation, max_depth_mm: float) -> bool:
-    """1 mm steps with a saline test after each, until the resistance is lost."""
+#: A loss of resistance this much short of the planned depth is not trusted: the expert knows the
+#: depth of the epidural space (from the lateral image, or the patient's build) and a loss far
+#: short of it is a false one (a cleft in a degenerate interspinous ligament, a fat plane).
+EARLY_LOSS_MM = 8.0
+
+
+def _advance_to_loss(sim: Simulation, expected_mm: float, max_depth_mm: float) -> bool:
+    """1 mm steps with a saline test after each, until the resistance is lost near the expected
+    depth."""
     while sim.needle.depth_mm < max_depth_mm:
         events = sim.apply(cmd.Advance(distance_mm=1.0))
         if any(e.kind == "bone_contacted" for e in events):
             return False
         events = sim.apply(cmd.TestLossOfResistance(medium="saline"))
-        if any(e.kind == "loss_of_resistance" for e in events):
+        if any(e.kind == "loss_of_resistance" for e in events) and sim.needle.depth_mm > expected_mm - EARLY_LOSS_MM:
             return True
     return False
+
+
+#: Bevel rolls the expert tries (the Tuohy's curve to the head first, as usual) and, for each, the
+#: redirection (cranial, right) per degree of drift that aims the needle against its drift.
+_ROLLS = ((0.0, (-1.0, 0.0)), (180.0, (1.0, 0.0)), (90.0, (0.0, -1.0)), (270.0, (0.0, 1.0)))
+
+
+def _aim_for_drift(sim: Simulation, length_mm: float) -> None:
+    """Turn the bevel and aim against the needle's drift so that its arc ends on the planned line's
+    end (an arc of curvature k leaves its chord's direction by k L / 2), choosing the first roll
+    whose arc, tried on a probe needle, meets no bone short of the target."""
+    needle = sim.needle
+    drift_deg = float(np.degrees(0.5 * needle.curvature_per_mm * length_mm))
+    if drift_deg <= 0.05:
+        return
+    table = tissue_table()
+    chosen = _ROLLS[0]
+    for roll, (cranial, right) in _ROLLS:
+        probe = Needle(needle.spec, sim.anatomy.tissue_at)
+        probe.set_entry(needle.entry_mm, needle.entry_direction)
+        probe.rotate_bevel(roll)
+        probe.redirect(cranial * drift_deg, right * drift_deg)
+        while probe.depth_mm < length_mm - 0.05 and not probe.on_bone:
+            if probe.advance(min(10.0, length_mm - probe.depth_mm)).moved_mm == 0.0:
+                break
+        if not probe.on_bone and not table.is_bone[probe.shaft_tissue_ids()].any():
+            chosen = (roll, (cranial, right))
+            break
+    roll, (cranial, right) = chosen
+    if roll:
+        sim.apply(cmd.RotateBevel(roll_deg=roll))
+    sim.apply(cmd.Redirect(cranial_deg=cranial * drift_deg, right_deg=right * drift_deg))
 
 
 def run_reference(sim: Simulation, finish: bool = True) -> Simulation:
@@ -43,9 +84,9 @@ def run_reference(sim: Simulation, finish: bool = True) -> Simulation:
         sim.apply(cmd.AcquireImage())
     else:
         for side in ("left", "right"):
-            # the skin over the crest top, pressed from behind
+            # the hands on the flanks, over the crest tops
             crest = anatomy.landmark(f"iliac_crest_{side}_top")
-            sim.apply(cmd.Palpate(point_mm=tuple(float(v) for v in anatomy.skin_point_behind(crest))))
+            sim.apply(cmd.Palpate(point_mm=tuple(float(v) for v in anatomy.skin_point_nearest(crest))))
         upper, lower = interspace.split("-")
         for level in (upper, lower):
             if level == "S1":
@@ -55,14 +96,17 @@ def run_reference(sim: Simulation, finish: bool = True) -> Simulation:
     entry, direction = procedure.clear_path_entry(anatomy, target, tilt)
     sim.apply(cmd.SetEntry(point_mm=tuple(float(v) for v in entry), direction=tuple(float(v) for v in direction)))
     total = float(np.linalg.norm(target - entry))
+    _aim_for_drift(sim, total)
     # quickly through skin and fat to well short of the ligamentum flavum
     approach = max(0.0, total - 16.0)
-    while sim.needle.depth_mm < approach - 1e-6:
-        sim.apply(cmd.Advance(distance_mm=min(5.0, approach - sim.needle.depth_mm)))
+    while sim.needle.depth_mm < approach - 0.05:
+        events = sim.apply(cmd.Advance(distance_mm=min(5.0, approach - sim.needle.depth_mm)))
+        if any(e.kind in ("bone_contacted", "needle_length_exhausted") for e in events):
+            break
     if fluoro:
         sim.apply(cmd.MoveCArm(oblique_deg=90.0, tilt_deg=0.0, isocentre_mm=iso))
         sim.apply(cmd.AcquireImage())
-    _advance_to_loss(sim, total + 8.0)
+    _advance_to_loss(sim, total, total + 8.0)
     if fluoro:
         # contrast confirms the epidural spread (there is nothing to see it with in landmark mode)
         sim.apply(cmd.InjectContrast(volume_ml=1.5))

@@ -9,7 +9,6 @@ and the same score.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -24,6 +23,7 @@ from simulator.imaging.carm import CArmPose
 from simulator.imaging.fluoroscope import Fluoroscope, XRayImage
 from simulator.imaging.overlay import Overlay
 from simulator.needle.needle import Needle
+from simulator.needle import resistance
 from simulator.needle.resistance import HIGH_MMHG, LOSS_MMHG, advance_feel, lor_reading
 from simulator.needle.spec import needle_spec
 from simulator.procedures import lumbar_interlaminar as procedure
@@ -31,6 +31,7 @@ from simulator.protocol import commands as cmd
 from simulator.protocol.events import Event
 from simulator.records.attempt_file import AttemptRecord, AttemptWriter, TimedCommand, make_header
 from simulator.scenario.loader import LoadedScenario
+from simulator.simulation.palpation import PalpationFinding, palpate_point
 from simulator.scoring.metrics import standard_metrics
 from simulator.scoring.scorecard import Scorecard, score_attempt
 
@@ -38,22 +39,15 @@ from simulator.scoring.scorecard import Scorecard, score_attempt
 NOMINAL_SECONDS = {
     "set_entry": 6.0, "advance": 0.6, "withdraw": 0.4, "redirect": 2.0, "move_carm": 5.0,
     "acquire_image": 2.0, "test_loss_of_resistance": 2.0, "inject_contrast": 4.0, "palpate": 3.0,
-    "set_spine_visible": 1.0, "finish": 1.0,
+    "set_spine_visible": 1.0, "finish": 1.0, "rotate_bevel": 1.5, "bend_tip": 5.0, "attach_syringe": 4.0,
+    "detach_syringe": 2.0, "aspirate": 3.0, "choose_needle": 5.0,
 }
+#: Tissues whose entry is announced as "ligament entered" (the hands feel the change to firm).
+LIGAMENTS = ("supraspinous_ligament", "interspinous_ligament", "ligamentum_flavum")
+#: Tissues a touch of which gives a paraesthesia.
+NEURAL = ("nerve_root", "spinal_cord", "cauda_equina")
 #: A pass starts when the needle goes forward from within this depth of the skin.
 PASS_RESTART_DEPTH_MM = 5.0
-#: Bone deeper than this under the skin is not felt by palpation; shallower is felt clearly below
-#: ``PALPATION_CLEAR_MM``.
-PALPATION_REACH_MM = 40.0
-PALPATION_CLEAR_MM = 20.0
-
-
-@dataclass(frozen=True)
-class PalpationFinding:
-    point_mm: np.ndarray
-    finding: str  # "spinous process", "iliac crest", "sacrum", "bone", "no bone felt"
-    depth_mm: float | None
-    clearly: bool
 
 
 class Simulation:
@@ -90,6 +84,10 @@ class Simulation:
         self.tip_path: list[np.ndarray] = []
         self.palpations: list[PalpationFinding] = []
         self.lor_trace: list[tuple[float, float]] = []  # (depth mm, pressure mmHg)
+        self.lor_times_s: list[float] = []  # the time of each lor_trace reading
+        self.force_trace: list[tuple[float, float, float]] = []  # (time s, depth mm, force N) per advance
+        self.syringe: str | None = None  # the medium of the syringe on the hub, if one is attached
+        self.hub = "dry"  # what the hub last showed: "dry", "csf", "blood"
         self.finished = False
         self._closed = False
         self.scorecard: Scorecard | None = None
@@ -194,28 +192,51 @@ class Simulation:
 
     def _do_advance(self, c: cmd.Advance) -> None:
         before = self.needle.depth_mm
+        previous_t = self.commands[-1].t_s if self.commands else 0.0
         if before < PASS_RESTART_DEPTH_MM and not self._in_pass:
             self._in_pass = True
             self._high_resistance_seen = False
             self._emit("needle_pass_started")
+        previous_tissue = self.needle.tip_tissue_id()
         step = self.needle.advance(c.distance_mm)
+        table = tissue_table()
         for tissue, depth in step.entered:
+            entered_id = table.id(tissue)
             self._emit("tissue_entered", tissue=tissue, depth_mm=round(depth, 2), feel=advance_feel(tissue))
-            if tissue in ("epidural_fat", "csf", "thoracolumbar_fascia") or (
-                    tissue == "subcutaneous_fat" and depth < 5.0):
-                self._emit("pop_felt", tissue=tissue)
+            if resistance.pops(previous_tissue, entered_id):
+                self._emit("pop_felt", tissue=table[previous_tissue].name, depth_mm=round(depth, 2))
+            if tissue in LIGAMENTS and table[previous_tissue].name not in LIGAMENTS:
+                self._emit("ligament_entered", depth_mm=round(depth, 2))
+            if tissue in NEURAL and table[previous_tissue].name not in NEURAL:
+                where = self.anatomy.structure_at(self.needle.point_at_depth(depth)) or tissue
+                self._emit("paraesthesia", structure=where, depth_mm=round(depth, 2))
             if tissue in ("csf", "cauda_equina", "spinal_cord") and not self._dura_punctured:
                 self._dura_punctured = True
                 self._emit("dural_puncture", depth_mm=round(depth, 2),
-                           tip_mm=_list(self.needle.entry_mm + depth * self.needle.direction))
-                self._emit("csf_in_hub")
+                           tip_mm=_list(self.needle.point_at_depth(depth)))
+                self._show_hub("csf")
+            previous_tissue = entered_id
         self.tip_path.append(self.needle.tip_mm.copy())
+        force_n = 0.0
+        if step.moved_mm > 0.0:
+            spec = self.needle.spec
+            speed = step.moved_mm / max(self.t_s - previous_t, 1e-3)
+            force_n = resistance.advancing_force_n(self.needle.tip_tissue_id(), self.needle.shaft_tissue_ids(),
+                                                   0.1, spec.tip, spec.outer_diameter_mm, speed)
+            self.force_trace.append((self.t_s, self.needle.depth_mm, round(force_n, 3)))
         self._emit("needle_advanced", depth_mm=round(self.needle.depth_mm, 2), tip_mm=_list(self.needle.tip_mm),
-                   tissue=self.needle.tip_tissue(), requested_mm=c.distance_mm, moved_mm=round(step.moved_mm, 3))
+                   tissue=self.needle.tip_tissue(), requested_mm=c.distance_mm, moved_mm=round(step.moved_mm, 3),
+                   force_n=round(force_n, 2))
         if step.bone_contact:
             self._emit("bone_contacted", depth_mm=round(self.needle.depth_mm, 2), tip_mm=_list(self.needle.tip_mm))
         if step.length_exhausted:
             self._emit("needle_length_exhausted", depth_mm=round(self.needle.depth_mm, 2))
+        if self.syringe is not None and step.moved_mm > 0.0:
+            self._read_syringe(self.syringe, "continuous")
+
+    def _show_hub(self, what: str) -> None:
+        self.hub = what
+        self._emit("csf_in_hub" if what == "csf" else "blood_in_hub")
 
     def _do_withdraw(self, c: cmd.Withdraw) -> None:
         step = self.needle.withdraw(c.distance_mm)
@@ -262,18 +283,85 @@ class Simulation:
     def _do_test_loss_of_resistance(self, c: cmd.TestLossOfResistance) -> None:
         if not self.needle.inserted or self.needle.depth_mm <= 0.0:
             raise CommandRefused("the needle is not in the patient")
+        self._read_syringe(c.medium, "press")
+
+    def _read_syringe(self, medium: str, technique: str) -> None:
+        """One plunger reading at the tip (a press, or the continuous pressure while advancing)."""
         tissue_id = self.needle.tip_tissue_id()
-        reading = lor_reading(tissue_id, c.medium, self._rng(11))
+        reading = lor_reading(tissue_id, medium, self._rng(11), in_cleft=self._in_degenerate_cleft(tissue_id))
         self.lor_trace.append((self.needle.depth_mm, reading.pressure_mmhg))
-        self._emit("loss_of_resistance_tested", pressure_mmhg=reading.pressure_mmhg, medium=c.medium,
-                   feel=reading.feel, depth_mm=round(self.needle.depth_mm, 2))
+        self.lor_times_s.append(self.t_s)
+        self._emit("loss_of_resistance_tested", pressure_mmhg=reading.pressure_mmhg, medium=medium,
+                   feel=reading.feel, depth_mm=round(self.needle.depth_mm, 2), technique=technique)
         if reading.pressure_mmhg >= HIGH_MMHG and reading.pressure_mmhg < 900:
             self._high_resistance_seen = True
         elif reading.pressure_mmhg <= LOSS_MMHG and self._high_resistance_seen:
             self._emit("loss_of_resistance", pressure_mmhg=reading.pressure_mmhg,
                        depth_mm=round(self.needle.depth_mm, 2))
-        if tissue_table()[tissue_id].category == "intrathecal":
-            self._emit("csf_in_hub")
+        if tissue_table()[tissue_id].category == "intrathecal" and medium == "saline" and self.hub != "csf":
+            self._show_hub("csf")  # fluid keeps dripping back from the hub
+
+    def _in_degenerate_cleft(self, tissue_id: int) -> bool:
+        if tissue_table()[tissue_id].name != "interspinous_ligament":
+            return False
+        degenerate = self.anatomy.patient.as_dict().get("degenerate_levels") or ()
+        if not degenerate:
+            return False
+        tip = self.needle.tip_mm
+        interspace = self.anatomy.interspace_at(tip)
+        if interspace not in degenerate:
+            return False
+        # the clefts (interspinous bursae) lie in the ligament's back part, between the spinous
+        # processes, not against the ligamentum flavum
+        window = self.anatomy.landmark(f"{interspace}.interlaminar_center")
+        upper = interspace.split("-")[0]
+        anterior = self.anatomy.landmark(f"{upper}.body_center") - self.anatomy.landmark(f"{upper}.spinous_tip")
+        behind_mm = float((window - tip) @ (anterior / np.linalg.norm(anterior)))
+        seed = self.scenario.patient.seed
+        return (behind_mm > resistance.CLEFT_MIN_BEHIND_WINDOW_MM and resistance.has_clefts(interspace, seed)
+                and resistance.in_degenerate_cleft(tip, seed))
+
+    def _do_attach_syringe(self, c: cmd.AttachSyringe) -> None:
+        if not self.needle.inserted or self.needle.depth_mm <= 0.0:
+            raise CommandRefused("insert the needle before attaching the syringe")
+        self.syringe = c.medium
+        self._emit("syringe_attached", medium=c.medium)
+        self._read_syringe(c.medium, "continuous")
+
+    def _do_detach_syringe(self, c: cmd.DetachSyringe) -> None:
+        if self.syringe is None:
+            raise CommandRefused("no syringe is attached")
+        self.syringe = None
+        self._emit("syringe_detached")
+
+    def _do_aspirate(self, c: cmd.Aspirate) -> None:
+        if not self.needle.inserted or self.needle.depth_mm <= 0.0:
+            raise CommandRefused("the needle is not in the patient")
+        category = tissue_table()[self.needle.tip_tissue_id()].category
+        result = resistance.aspirate(category, self.needle.spec.gauge, self._rng(17))
+        self._emit("aspirated", result=result)
+        if result != "nothing":
+            self._show_hub(result)
+
+    def _do_choose_needle(self, c: cmd.ChooseNeedle) -> None:
+        offered = (self.scenario.needle.id, *self.scenario.needle.choices)
+        if c.needle_id not in offered:
+            raise CommandRefused(f"this scenario offers {', '.join(offered)}")
+        if self.needle.inserted and self.needle.depth_mm > 0.0:
+            raise CommandRefused("withdraw the needle before changing it")
+        self.needle = Needle(needle_spec(c.needle_id), self.anatomy.tissue_at)
+        self.syringe = None
+        self._emit("needle_chosen", needle_id=c.needle_id, name=self.needle.spec.name)
+
+    def _do_rotate_bevel(self, c: cmd.RotateBevel) -> None:
+        if not self.needle.inserted:
+            raise CommandRefused("choose an entry point before turning the needle")
+        self.needle.rotate_bevel(c.roll_deg)
+        self._emit("bevel_rotated", roll_deg=round(self.needle.bevel_roll_deg, 1))
+
+    def _do_bend_tip(self, c: cmd.BendTip) -> None:
+        self.needle.bend_tip(c.bend_deg)
+        self._emit("tip_bent", bend_deg=c.bend_deg)
 
     def _do_inject_contrast(self, c: cmd.InjectContrast) -> None:
         if not self.needle.inserted or self.needle.depth_mm <= 0.0:
@@ -305,36 +393,7 @@ class Simulation:
 
     def palpate(self, point_mm: np.ndarray) -> PalpationFinding:
         """What a pressing finger feels at ``point_mm`` (no event; see the ``palpate`` command)."""
-        skin_distance = self.anatomy.skin_signed_distance
-        p = np.asarray(point_mm, float)
-        here = float(skin_distance(p[None])[0])
-        if abs(here) > 15.0:
-            raise CommandRefused("palpate on the patient's skin")
-        # press along the inward skin normal
-        eps = 0.5
-        grad = np.array([(skin_distance((p + eps * e)[None])[0] - skin_distance((p - eps * e)[None])[0]) / (2 * eps)
-                         for e in np.eye(3)])
-        inward = -frames.unit(grad)
-        skin = p - inward * here
-        t = np.arange(0.0, PALPATION_REACH_MM, 0.5)
-        pts = skin + t[:, None] * inward
-        labels = self.anatomy.tissue_at(pts)
-        bone = np.nonzero(tissue_table().is_bone[labels])[0]
-        if bone.size == 0:
-            return PalpationFinding(skin, "no bone felt", None, False)
-        depth = float(t[bone[0]])
-        structure = self.anatomy.structure_at(pts[bone[0]]) or ""
-        if structure.startswith("ilium"):
-            what = "iliac crest"
-        elif structure in ("sacrum", "coccyx"):
-            what = "sacrum"
-        elif structure[:1] in ("C", "T", "L") and structure[1:].isdigit() and abs(float(pts[bone[0]][0])) < 12.0:
-            what = "spinous process"
-        elif structure.startswith("rib"):
-            what = "rib"
-        else:
-            what = "bone"
-        return PalpationFinding(skin, what, depth, depth <= PALPATION_CLEAR_MM)
+        return palpate_point(self.anatomy, point_mm)
 
     def _do_set_spine_visible(self, c: cmd.SetSpineVisible) -> None:
         if c.visible and (self.guidance == "landmark" or not self.scenario.view.allow_spine_toggle):
