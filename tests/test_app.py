@@ -139,3 +139,41 @@ def test_landmark_mode_has_no_xray_and_palpation_marks_the_skin(make_window, qtb
     # the spine cannot be shown in landmark mode
     _press(qtbot, window, Qt.Key.Key_V)
     assert not sim.spine_visible
+
+
+def test_landmark_mode_syringe_force_aspiration_and_bevel_by_keyboard(make_window, qtbot):
+    """Landmark technique by keyboard: a saline syringe on the hub (Y) traces its pressure live at
+    every step until it gives; the force felt is shown; A aspirates (the hub stays dry in the
+    epidural space); B turns the bevel."""
+    window = make_window(LANDMARK)
+    sim = window.sim
+    anatomy = sim.anatomy
+    from simulator.procedures.lumbar_interlaminar import clear_path_entry
+    from simulator.protocol import commands as cmd
+
+    target = anatomy.landmark("L4-L5.epidural_target")
+    entry, direction = clear_path_entry(anatomy, target, 0.0)
+    assert window.execute(cmd.SetEntry(point_mm=tuple(float(v) for v in entry),
+                                       direction=tuple(float(v) for v in direction)))
+    depth_to_target = float(np.linalg.norm(target - entry))
+    while sim.needle.depth_mm < depth_to_target - 12.0:
+        _press(qtbot, window, Qt.Key.Key_Up, Qt.KeyboardModifier.ShiftModifier)
+    assert "N" in window.feel_label.text()
+    _press(qtbot, window, Qt.Key.Key_Y)
+    assert sim.syringe == "saline"
+    lost = False
+    while sim.needle.depth_mm < depth_to_target + 8.0 and not lost:
+        before = len(window.trace.readings)
+        _press(qtbot, window, Qt.Key.Key_Up)
+        assert len(window.trace.readings) == before + 1  # a reading at every step, shown at once
+        lost = any(e.kind == "loss_of_resistance" for e in sim.events)
+    assert lost, "the syringe never gave"
+    assert max(p for _, p in window.trace.readings) >= 300.0
+    _press(qtbot, window, Qt.Key.Key_A)
+    assert any(e.kind == "aspirated" for e in sim.events)
+    assert "Aspiration" in window.log.item(window.log.count() - 1).text()
+    assert "dry" in window.hub_label.text()
+    _press(qtbot, window, Qt.Key.Key_B)
+    assert sim.needle.bevel_roll_deg == 90.0
+    _press(qtbot, window, Qt.Key.Key_Y)
+    assert sim.syringe is None

@@ -28,6 +28,9 @@ SHORTCUTS = [
     ("Down / S", "withdraw 1 mm  (Shift: 5 mm)"),
     ("Ctrl + arrows", "redirect the needle 2 degrees (cranial, caudal, left, right)"),
     ("L", "press the loss-of-resistance syringe (saline); Shift+L: air"),
+    ("Y", "attach / detach a saline syringe on the hub (pressure read at every step); Shift+Y: air"),
+    ("A", "aspirate: draw back and look at the hub"),
+    ("B / Shift+B", "turn the needle's bevel 90 degrees clockwise / anticlockwise (steers the tip)"),
     ("C", "inject 0.5 mL of contrast"),
     ("F or Space", "take an X-ray image (fluoroscopy)"),
     ("1 / 2 / 3", "C-arm presets: AP, lateral, contralateral oblique 50 degrees"),
@@ -168,18 +171,25 @@ class MainWindow(QMainWindow):
 
     def _needle_panel(self) -> QGroupBox:
         box = QGroupBox(f"Needle: {self.sim.needle.spec.name}")
+        self.needle_box = box
         grid = QGridLayout(box)
         self.depth_label = QLabel()
         self.depth_label.setObjectName("depth")
         self.hub_label = QLabel("Hub: dry")
         self.hub_label.setObjectName("hub")
+        self.feel_label = QLabel("Force: -")
+        self.feel_label.setObjectName("feel")
         grid.addWidget(self.depth_label, 0, 0, 1, 2)
-        grid.addWidget(self.hub_label, 0, 2, 1, 2)
+        grid.addWidget(self.hub_label, 0, 2, 1, 1)
+        grid.addWidget(self.feel_label, 0, 3, 1, 1)
         buttons = [
             ("Advance 1 mm", lambda: self.advance(1.0)), ("Advance 5 mm", lambda: self.advance(5.0)),
             ("Withdraw 1 mm", lambda: self.withdraw(1.0)), ("Withdraw 5 mm", lambda: self.withdraw(5.0)),
             ("LOR: saline (L)", lambda: self.execute(cmd.TestLossOfResistance(medium="saline"))),
             ("LOR: air", lambda: self.execute(cmd.TestLossOfResistance(medium="air"))),
+            ("Syringe on hub (Y)", lambda: self.toggle_syringe("saline")),
+            ("Aspirate (A)", lambda: self.execute(cmd.Aspirate())),
+            ("Bevel +90 (B)", lambda: self.turn_bevel(90.0)),
             ("Contrast 0.5 mL (C)", lambda: self.inject(0.5)),
             ("Finish (F10)", self.finish),
         ]
@@ -202,7 +212,7 @@ class MainWindow(QMainWindow):
             self.spine_button.setCheckable(True)
             self.spine_button.toggled.connect(lambda on: self.execute(cmd.SetSpineVisible(visible=on)))
             mode_row.addWidget(self.spine_button)
-        grid.addLayout(mode_row, 3, 0, 1, 4)
+        grid.addLayout(mode_row, 4, 0, 1, 4)
         return box
 
     def _build_menu(self) -> None:
@@ -230,6 +240,9 @@ class MainWindow(QMainWindow):
             "Ctrl+Right": lambda: self.execute(cmd.Redirect(right_deg=2.0)),
             "L": lambda: self.execute(cmd.TestLossOfResistance(medium="saline")),
             "Shift+L": lambda: self.execute(cmd.TestLossOfResistance(medium="air")),
+            "Y": lambda: self.toggle_syringe("saline"), "Shift+Y": lambda: self.toggle_syringe("air"),
+            "A": lambda: self.execute(cmd.Aspirate()),
+            "B": lambda: self.turn_bevel(90.0), "Shift+B": lambda: self.turn_bevel(-90.0),
             "C": lambda: self.inject(0.5),
             "F": self.take_image, "Space": self.take_image,
             "1": lambda: self.set_carm(0.0, self.sim.carm_pose.tilt_deg),
@@ -253,6 +266,13 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------------- commands
     def elapsed_s(self) -> float:
         return max(self.sim.t_s, time.monotonic() - self._t0)
+
+    def toggle_syringe(self, medium: str) -> None:
+        """Attach a loss-of-resistance syringe to the hub, or take it off."""
+        self.execute(cmd.DetachSyringe() if self.sim.syringe else cmd.AttachSyringe(medium=medium))
+
+    def turn_bevel(self, delta_deg: float) -> None:
+        self.execute(cmd.RotateBevel(roll_deg=(self.sim.needle.bevel_roll_deg + delta_deg) % 360.0))
 
     def execute(self, command) -> bool:
         """Send one command; a refusal is shown, never raised."""
@@ -370,6 +390,12 @@ class MainWindow(QMainWindow):
             self.scene.set_spine_visible(event.data["visible"])
         elif kind == "csf_in_hub":
             self.hub_label.setText("Hub: <b style='color:#60b0ff'>clear fluid (CSF)!</b>")
+        elif kind == "needle_chosen":
+            self.needle_box.setTitle(f"Needle: {event.data['name']}")
+        elif kind == "blood_in_hub":
+            self.hub_label.setText("Hub: <b style='color:#c0392b'>blood!</b>")
+        if kind == "needle_advanced":
+            self.feel_label.setText(f"Force: <b>{event.data['force_n']:.1f} N</b>")
         elif kind == "loss_of_resistance_tested":
             self.trace.set_readings(self.sim.lor_trace)
         self._update_status()
@@ -432,7 +458,26 @@ def describe_event(event: Event) -> str | None:
     if k == "tissue_entered":
         return f"At {d['depth_mm']:.0f} mm: {d['feel']}."
     if k == "pop_felt":
-        return "A pop."
+        return "A pop: a layer gives way."
+    if k == "ligament_entered":
+        return f"At {d['depth_mm']:.0f} mm the needle grips: firm, gritty tissue."
+    if k == "paraesthesia":
+        return "The patient jumps: a sharp electric pain shoots down the limb (paraesthesia). Stop and withdraw."
+    if k == "aspirated":
+        return {"csf": "Aspiration: clear fluid.", "blood": "Aspiration: blood!"}.get(
+            d["result"], "Aspiration: nothing (a negative aspirate does not prove the tip is safe).")
+    if k == "blood_in_hub":
+        return "Blood in the hub."
+    if k == "syringe_attached":
+        return f"Syringe of {d['medium']} on the hub: its pressure is read as you advance."
+    if k == "syringe_detached":
+        return "Syringe taken off the hub."
+    if k == "bevel_rotated":
+        return f"Bevel turned to {d['roll_deg']:.0f} degrees."
+    if k == "needle_chosen":
+        return f"Needle changed: {d['name']}."
+    if k == "tip_bent":
+        return f"Tip bent by {d['bend_deg']:.0f} degrees."
     if k == "bone_contacted":
         return f"Bone! The needle stops at {d['depth_mm']:.0f} mm."
     if k == "needle_length_exhausted":
