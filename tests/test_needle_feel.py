@@ -271,11 +271,7 @@ def test_a_degenerate_interspinous_ligament_can_give_a_false_loss():
         if table.is_bone[labels].any():
             continue
         ligament = track[labels == table.id("interspinous_ligament")]
-        window = anatomy.landmark("L4-L5.interlaminar_center")
-        anterior = anatomy.landmark("L4.body_center") - anatomy.landmark("L4.spinous_tip")
-        anterior /= np.linalg.norm(anterior)
-        back = ligament[(window - ligament) @ anterior > resistance.CLEFT_MIN_BEHIND_WINDOW_MM]
-        if any(resistance.in_degenerate_cleft(p, seed) for p in back):
+        if any(resistance.in_false_loss_cleft(anatomy, p, seed) for p in ligament):
             break
     else:
         pytest.fail("no line crosses a cleft")

@@ -214,11 +214,7 @@ class PhantomAnatomy(Anatomy):
 
     def structure_at(self, point_mm) -> str | None:
         """Name of the innermost (last painted) structure containing ``point_mm``, if any."""
-        p = np.asarray(point_mm, float).reshape(1, 3)
-        for s in reversed(self.phantom.structures):
-            if np.all((p >= s.bbox_mm[0]) & (p <= s.bbox_mm[1])) and s.field(p)[0] < 0:
-                return s.name
-        return None
+        return self.phantom.structure_at(point_mm)
 
     def _compute_landmarks(self) -> dict[str, np.ndarray]:
         return landmarks_mod.compute_landmarks(self.phantom)

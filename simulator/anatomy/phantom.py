@@ -572,6 +572,14 @@ class SpinePhantom:
         run_end = inside[breaks[0]] if breaks.size else inside[-1]
         return line[(inside[0] + run_end) // 2] - beside
 
+    def structure_at(self, point_mm) -> str | None:
+        """Name of the innermost (last painted) structure containing ``point_mm``, if any."""
+        p = np.asarray(point_mm, float).reshape(1, 3)
+        for s in reversed(self.structures):
+            if np.all((p >= s.bbox_mm[0]) & (p <= s.bbox_mm[1])) and s.field(p)[0] < 0:
+                return s.name
+        return None
+
     def structure(self, name: str) -> Structure:
         try:
             return self._by_name[name]

@@ -99,8 +99,7 @@ class Needle:
     @property
     def curvature_per_mm(self) -> float:
         """Curvature of the arc the tip follows in tissue, 1/mm (0: straight)."""
-        drift_mm = float(getattr(self.spec, "steer_mm_per_100mm", 0.0))
-        drift_mm += BEND_STEER_MM_PER_100MM_PER_DEG * self.user_bend_deg
+        drift_mm = self.spec.steer_mm_per_100mm + BEND_STEER_MM_PER_100MM_PER_DEG * self.user_bend_deg
         # an arc of curvature k leaves its tangent by k L^2 / 2 over a length L
         return 2.0 * drift_mm / 100.0 ** 2
 
@@ -231,9 +230,9 @@ class Needle:
         bend = self.spec.tip_bend_length_mm
         if bend <= 0.0:
             return pts
-        # the Tuohy tip curves towards its opening (the bevel's roll)
+        # the Tuohy tip curves towards its opening (the bevel's roll), the way it steers
         d = self.direction
-        side = self.steer_direction(d) if self.spec.tip != "quincke" else -self.steer_direction(d)
+        side = self.steer_direction(d)
         tip = pts[-1]
         knee = tip - bend * d
         curved_tip = knee + bend * (np.cos(np.radians(self.spec.tip_bend_deg)) * d
@@ -321,7 +320,7 @@ class Needle:
         """Bend the tip by ``bend_deg`` before insertion (a curved needle steers strongly)."""
         if self.entry_mm is not None and self.depth_mm > 0.0:
             raise CommandRefused("bend the needle's tip before it enters the skin")
-        max_bend = float(getattr(self.spec, "max_user_bend_deg", 0.0) if getattr(self.spec, "bendable", False) else 0.0)
+        max_bend = self.spec.max_user_bend_deg if self.spec.bendable else 0.0
         if not np.isfinite(bend_deg) or bend_deg < 0.0 or bend_deg > max_bend + 1e-9:
             if max_bend == 0.0:
                 raise CommandRefused(f"the {self.spec.name} is not to be bent")

@@ -167,6 +167,25 @@ def in_degenerate_cleft(point_mm, seed: int) -> bool:
     return cleft_noise(point_mm, seed) > CLEFT_THRESHOLD
 
 
+def in_false_loss_cleft(anatomy, point_mm, seed: int) -> bool:
+    """Whether an interspinous-ligament point of ``anatomy`` lies in a cleft: at a degenerate
+    interspace whose ligament has clefts, in its back part (at least
+    :data:`CLEFT_MIN_BEHIND_WINDOW_MM` behind the interlaminar window, between the spinous processes,
+    where interspinous bursae form), where the seeded noise says so."""
+    degenerate = getattr(anatomy.patient, "degenerate_levels", ())  # an imported CT has none
+    if not degenerate:
+        return False
+    p = np.asarray(point_mm, float)
+    interspace = anatomy.interspace_at(p)
+    if interspace not in degenerate or not has_clefts(interspace, seed):
+        return False
+    upper = interspace.split("-")[0]
+    anterior = anatomy.landmark(f"{upper}.body_center") - anatomy.landmark(f"{upper}.spinous_tip")
+    behind_mm = float((anatomy.landmark(f"{interspace}.interlaminar_center") - p) @ anterior) / float(
+        np.linalg.norm(anterior))
+    return behind_mm > CLEFT_MIN_BEHIND_WINDOW_MM and in_degenerate_cleft(p, seed)
+
+
 # ----------------------------------------------------------------------------- aspiration
 #: Probability that aspirating shows blood with the tip in a vessel: Furman 2003 (cervical TF, 392
 #: injections): a blood flash is 96.5% specific but only 44.2% sensitive (reference section 3.12).

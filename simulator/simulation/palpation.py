@@ -150,12 +150,10 @@ class _Body:
         self.phantom = None
         if hasattr(source, "skin_signed_distance"):  # an Anatomy
             self._skin = source.skin_signed_distance
-            self._structure_at = source.structure_at
             self.phantom = getattr(source, "phantom", None)
         elif hasattr(source, "torso") and hasattr(source, "structures"):  # a SpinePhantom
             self.phantom = source
             self._skin = source.torso.field
-            self._structure_at = self._phantom_structure_at
         else:
             raise TypeError("palpation needs an Anatomy or a SpinePhantom")
         self.tissue_at = source.tissue_at
@@ -166,14 +164,7 @@ class _Body:
         return np.asarray(self._skin(np.asarray(points_mm, float)), float)
 
     def structure_at(self, point_mm) -> str | None:
-        return self._structure_at(point_mm)
-
-    def _phantom_structure_at(self, point_mm) -> str | None:
-        p = np.asarray(point_mm, float).reshape(1, 3)
-        for s in reversed(self.phantom.structures):
-            if np.all((p >= s.bbox_mm[0]) & (p <= s.bbox_mm[1])) and s.field(p)[0] < 0:
-                return s.name
-        return None
+        return self.source.structure_at(point_mm)
 
     @property
     def patient(self):

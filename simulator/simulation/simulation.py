@@ -288,7 +288,9 @@ class Simulation:
     def _read_syringe(self, medium: str, technique: str) -> None:
         """One plunger reading at the tip (a press, or the continuous pressure while advancing)."""
         tissue_id = self.needle.tip_tissue_id()
-        reading = lor_reading(tissue_id, medium, self._rng(11), in_cleft=self._in_degenerate_cleft(tissue_id))
+        in_cleft = (tissue_table()[tissue_id].name == "interspinous_ligament"
+                    and resistance.in_false_loss_cleft(self.anatomy, self.needle.tip_mm, self.scenario.patient.seed))
+        reading = lor_reading(tissue_id, medium, self._rng(11), in_cleft=in_cleft)
         self.lor_trace.append((self.needle.depth_mm, reading.pressure_mmhg))
         self.lor_times_s.append(self.t_s)
         self._emit("loss_of_resistance_tested", pressure_mmhg=reading.pressure_mmhg, medium=medium,
@@ -300,26 +302,6 @@ class Simulation:
                        depth_mm=round(self.needle.depth_mm, 2))
         if tissue_table()[tissue_id].category == "intrathecal" and medium == "saline" and self.hub != "csf":
             self._show_hub("csf")  # fluid keeps dripping back from the hub
-
-    def _in_degenerate_cleft(self, tissue_id: int) -> bool:
-        if tissue_table()[tissue_id].name != "interspinous_ligament":
-            return False
-        degenerate = self.anatomy.patient.as_dict().get("degenerate_levels") or ()
-        if not degenerate:
-            return False
-        tip = self.needle.tip_mm
-        interspace = self.anatomy.interspace_at(tip)
-        if interspace not in degenerate:
-            return False
-        # the clefts (interspinous bursae) lie in the ligament's back part, between the spinous
-        # processes, not against the ligamentum flavum
-        window = self.anatomy.landmark(f"{interspace}.interlaminar_center")
-        upper = interspace.split("-")[0]
-        anterior = self.anatomy.landmark(f"{upper}.body_center") - self.anatomy.landmark(f"{upper}.spinous_tip")
-        behind_mm = float((window - tip) @ (anterior / np.linalg.norm(anterior)))
-        seed = self.scenario.patient.seed
-        return (behind_mm > resistance.CLEFT_MIN_BEHIND_WINDOW_MM and resistance.has_clefts(interspace, seed)
-                and resistance.in_degenerate_cleft(tip, seed))
 
     def _do_attach_syringe(self, c: cmd.AttachSyringe) -> None:
         if not self.needle.inserted or self.needle.depth_mm <= 0.0:
