@@ -50,18 +50,17 @@ def small_anatomy_l5s1(isolated_user_folders):
 
 @pytest.fixture(scope="session")
 def coarse_anatomy(isolated_user_folders):
-    """``coarse_anatomy(seed)``: a seeded patient's anatomy with a coarse (4 mm) volume, for tests
+    """``coarse_anatomy(seed, levels=("L3", "S1"))``: a seeded patient's anatomy with a coarse (4 mm) volume, for tests
     that only need exact tissue queries, landmarks and the skin (built once per seed)."""
     from simulator.anatomy.anatomy import build_anatomy
     from simulator.anatomy.patient import PatientParameters
 
     built = {}
 
-    def get(seed: int, **patient):
-        key = (seed, tuple(sorted(patient.items())))
+    def get(seed: int, levels: tuple[str, str] = ("L3", "S1"), **patient):
+        key = (seed, levels, tuple(sorted(patient.items())))
         if key not in built:
-            built[key] = build_anatomy(PatientParameters(seed=seed, **patient), voxel_mm=4.0,
-                                       levels=("L3", "S1"))
+            built[key] = build_anatomy(PatientParameters(seed=seed, **patient), voxel_mm=4.0, levels=levels)
         return built[key]
 
     return get

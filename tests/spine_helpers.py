@@ -91,6 +91,55 @@ def gap_extent(ph, seg, centre_local, dir_local, reach_mm: float = 60.0) -> tupl
     return -(lo - STEP_MM / 2), hi + STEP_MM / 2
 
 
+# ------------------------------------------------------------------------ planning a straight line
+def skin_entry_on_line(tissue_at, target: np.ndarray, direction: np.ndarray) -> np.ndarray:
+    """Where the line ending at ``target`` along ``direction`` meets the skin."""
+    t = np.arange(0.0, 300.0, 0.1)
+    pts = target - direction * 300.0 + t[:, None] * direction
+    first = int(np.argmax(tissue_at(pts) != tissue_table().id("air")))
+    return pts[first]
+
+
+def tilted(medial_deg: float, cranial_deg: float, side: int) -> np.ndarray:
+    """Forward (anterior), turned ``medial_deg`` towards the midline for a needle entering on the
+    ``side`` (+1 right) and ``cranial_deg`` towards the head."""
+    m, c = np.radians(medial_deg), np.radians(cranial_deg)
+    d = np.array([-side * np.sin(m) * np.cos(c), np.cos(m) * np.cos(c), np.sin(c)])
+    return d / np.linalg.norm(d)
+
+
+def clear_line(tissue_at, target, candidates, avoid=()):
+    """The first candidate direction whose line from the skin to ``target`` crosses no bone and
+    none of the tissues ``avoid`` (the clinician's adjustment of angle until the path is clear)."""
+    table = tissue_table()
+    blocked = table.is_bone.copy()
+    for name in avoid:
+        blocked[table.id(name)] = True
+    for d in candidates:
+        d = np.asarray(d, float) / np.linalg.norm(d)
+        entry = skin_entry_on_line(tissue_at, target, d)
+        t = np.arange(0.0, float(np.linalg.norm(target - entry)), 0.1)
+        if not blocked[tissue_at(entry + t[:, None] * d)].any():
+            return d
+    return None
+
+
+def slit_point(tissue_at, interlaminar_centre: np.ndarray, forward: np.ndarray) -> np.ndarray | None:
+    """The middle of the fat-filled midline slit of an unfused ligamentum flavum, on the line
+    forward through the interlaminar centre (``None`` if the ligament is fused there)."""
+    t = np.arange(-6.0, 6.0, 0.1)
+    line = interlaminar_centre + t[:, None] * forward
+    inside = line[tissue_at(line) == tissue_table().id("interlaminar_fat")]
+    return inside[len(inside) // 2] if len(inside) else None
+
+
+def lines_to_the_midline(side_first: int = 1) -> list[np.ndarray]:
+    """Candidate directions for a line to a midline point between long spinous processes: from
+    either side, 5-25 degrees towards the midline, 0-47.5 degrees cranially."""
+    return [tilted(medial, cranial, side) for cranial in np.arange(0.0, 50.0, 2.5)
+            for medial in (5.0, 10.0, 15.0, 20.0, 25.0) for side in (side_first, -side_first)]
+
+
 # ------------------------------------------------------------------------ driving a simulation
 def events_of(events, kind: str) -> list:
     return [e for e in events if e.kind == kind]

@@ -136,6 +136,10 @@ def test_landmark_mode_has_no_xray_and_palpation_marks_the_skin(make_window, qtb
     window._on_pick(sim.anatomy.skin_point_behind(tip))
     assert sim.palpations and sim.palpations[-1].finding == "spinous process"
     assert "spinous process" in window.log.item(window.log.count() - 1).text()
+    # the needle panel reads out what was felt and how deep, and the marker on the skin says it too
+    felt = sim.palpations[-1].depth_mm
+    assert f"{felt:.0f} mm deep" in window.palpation_label.text()
+    assert any(name.startswith("palpation_label:") for name in window.plotter.actors)
     # the spine cannot be shown in landmark mode
     _press(qtbot, window, Qt.Key.Key_V)
     assert not sim.spine_visible
@@ -169,6 +173,12 @@ def test_landmark_mode_syringe_force_aspiration_and_bevel_by_keyboard(make_windo
         lost = any(e.kind == "loss_of_resistance" for e in sim.events)
     assert lost, "the syringe never gave"
     assert max(p for _, p in window.trace.readings) >= 300.0
+    # the force felt is traced live too, and both traces can be read against time
+    assert len(window.force_trace.readings) == len(sim.force_trace) > 5
+    assert max(f for _, f in window.force_trace.readings) > 3.0  # the ligaments push back
+    window.trace_against.setCurrentText("time")
+    assert [x for x, _ in window.trace.points()] == sim.lor_times_s
+    assert [x for x, _ in window.force_trace.points()] == [t for t, _, _ in sim.force_trace]
     _press(qtbot, window, Qt.Key.Key_A)
     assert any(e.kind == "aspirated" for e in sim.events)
     assert "Aspiration" in window.log.item(window.log.count() - 1).text()

@@ -86,6 +86,23 @@ def test_expert_reference_attempt_works_on_other_patients(request, scenario, see
     assert sim.scorecard.passed
 
 
+@pytest.mark.parametrize("scenario", ["cervical_interlaminar_c7t1_fluoroscopy", "cervical_interlaminar_c7t1_landmark"])
+def test_expert_reference_attempt_at_c7_t1(scenario):
+    """Cervical interlaminar at C7-T1 (the scenario's patient has a midline gap in the flavum
+    there): the expert, entering just off the midline, reaches the epidural space without a dural
+    puncture and passes, in both modes (coarse 3 mm volume; the needle reads exact anatomy)."""
+    from simulator.anatomy.anatomy import build_anatomy
+
+    loaded = load_scenario(scenario)
+    anatomy = build_anatomy(loaded.scenario.patient.parameters(), voxel_mm=3.0, levels=("C6", "T2"))
+    assert anatomy.phantom.morphometry.disc("C7-T1").ligamentum_flavum_gap
+    sim = Simulation(loaded, anatomy=anatomy, image_size_px=48)
+    run_reference(sim)
+    assert outcome(sim) == "success", sim.scorecard.feedback
+    assert sim.scorecard.passed
+    assert not events_of(sim.events, "dural_puncture")
+
+
 # ------------------------------------------------------------------------------ scripted outcomes
 def test_advancing_past_the_loss_is_intrathecal(make_sim):
     """Going on ~6 mm after the loss of resistance punctures the dura: a dural-puncture event,

@@ -162,6 +162,32 @@ def test_bone_stops_the_needle(make_sim):
     assert not events_of(events, "bone_contacted")
 
 
+def test_walking_off_the_lamina(make_sim):
+    """On the lamina, the trainee walks off it: draws back a few millimetres, turns the needle a
+    few degrees towards the feet (the L4-L5 window lies below the L4 lamina) and advances again,
+    until the tip slips past the lamina's edge and goes deeper than where bone stopped it, without a
+    bone stop on the last pass."""
+    sim = make_sim()
+    anatomy = sim.anatomy
+    point = lamina_point(anatomy)
+    enter_on_path(sim, anatomy.skin_point_behind(point), (0, 1, 0))
+    assert advance_to_bone(sim)
+    bone_depth = sim.needle.depth_mm
+    for _ in range(12):
+        sim.apply(cmd.Withdraw(distance_mm=5.0))
+        sim.apply(cmd.Redirect(cranial_deg=-3.0, right_deg=0.0))
+        events = sim.apply(cmd.Advance(distance_mm=8.0))
+        if not events_of(events, "bone_contacted"):
+            break
+    else:
+        pytest.fail("the needle never walked off the lamina")
+    events = sim.apply(cmd.Advance(distance_mm=4.0))  # past the lamina's edge, into the window
+    assert not events_of(events, "bone_contacted")
+    assert sim.needle.depth_mm > bone_depth + 3.0
+    assert not sim.needle.on_bone
+    assert sim.needle.tip_tissue() not in BONE
+
+
 # ------------------------------------------------------------------------------ redirection
 def test_redirect_pivots_about_the_entry_point(make_sim):
     """Redirecting turns the needle about its skin entry: the entry and depth stay, the tip moves

@@ -20,7 +20,8 @@ from simulator.protocol import commands as cmd
 from simulator.scenario.loader import load_scenario, parse_scenario
 from simulator.simulation.simulation import Simulation
 
-from spine_helpers import FLUORO_L4L5, enter_on_path, events_of
+from spine_helpers import (FLUORO_L4L5, clear_line, enter_on_path, events_of, lines_to_the_midline,
+                           skin_entry_on_line, slit_point)
 
 
 def _uniform(tissue: str):
@@ -97,6 +98,44 @@ def test_the_hub_at_the_skin_stops_the_needle():
     result = n.advance(20.0)
     assert result.length_exhausted and n.depth_mm == pytest.approx(needle_spec("quincke_25g_38mm").length_mm)
     assert np.linalg.norm(n.hub_mm - n.entry_mm) < 0.05
+
+
+def _layered(flavum_mm: float):
+    """A tissue query for a needle going +y from y=0: muscle, then a ligamentum flavum
+    ``flavum_mm`` thick from 20 mm, then epidural fat."""
+    ids = tid("muscle"), tid("ligamentum_flavum"), tid("epidural_fat")
+
+    def tissue_at(pts):
+        y = np.asarray(pts, float).reshape(-1, 3)[:, 1]
+        return np.where(y < 20.0, ids[0], np.where(y < 20.0 + flavum_mm, ids[1], ids[2])).astype(np.int64)
+
+    return tissue_at
+
+
+@pytest.mark.parametrize("flavum_mm", (2.0, 5.5))
+def test_the_needle_knows_how_thick_the_layer_at_its_tip_is(flavum_mm):
+    """In the ligamentum flavum, the needle reports the layer's full crossing length, from where it
+    entered to where it will leave (it looks ahead along its own track)."""
+    n = Needle(needle_spec("pencil_point_22g_89mm"), _layered(flavum_mm))
+    n.set_entry([0.0, 0.0, 0.0], [0.0, 1.0, 0.0])
+    n.advance(20.5)
+    assert n.tip_tissue() == "ligamentum_flavum"
+    assert n.tip_layer_mm() == pytest.approx(flavum_mm, abs=0.15)
+
+
+def test_a_thick_flavum_pushes_back_harder_than_a_thin_one():
+    """The peak force in the ligamentum flavum grows with its thickness (reference 5.2): a thin
+    cervical flavum (2 mm) gives well before a thick lumbar one (5.5 mm); other layers do not
+    change with thickness."""
+    flavum = tid("ligamentum_flavum")
+    shaft = np.full(200, tid("muscle"))
+
+    def force(layer_mm, tissue=flavum):
+        return resistance.advancing_force_n(tissue, shaft, 0.1, "tuohy", 0.908, 2.0, layer_mm)
+
+    assert force(5.5) > 1.5 * force(2.0)
+    assert force(5.5) - force(2.0) > 3.0  # newtons: a difference the hand feels
+    assert force(5.5, tid("muscle")) == force(2.0, tid("muscle"))
 
 
 # ------------------------------------------------------------------------------ in the patient
@@ -312,3 +351,67 @@ def test_the_trainee_may_choose_among_the_needles_the_scenario_offers(small_anat
     bad["needle"]["choices"] = ["no_such_needle"]
     with pytest.raises(SpineSimError, match="choices"):
         parse_scenario(tomli_w.dumps(bad), "bad.toml")
+
+
+def _cervical_sim(anatomy):
+    loaded = load_scenario("cervical_interlaminar_c7t1_landmark")
+    assert loaded.scenario.patient.seed == anatomy.patient.seed
+    return Simulation(loaded, anatomy=anatomy, image_size_px=32)
+
+
+@pytest.fixture(scope="module")
+def cervical_anatomy(isolated_user_folders):
+    """The cervical scenarios' patient (seed 4: the C7-T1 flavum unfused in the midline), C6-T2 at
+    3 mm (the needle reads the exact geometry)."""
+    patient = load_scenario("cervical_interlaminar_c7t1_landmark").scenario.patient.parameters()
+    return build_anatomy(patient, voxel_mm=3.0, levels=("C6", "T2"))
+
+
+def _presses_along(sim, target, direction, past_mm: float):
+    """Enter on the line to ``target``, then 0.5 mm steps with a saline press after each to
+    ``past_mm`` beyond it: (tip tissue, pressure mmHg, whether it was a loss) for every press."""
+    entry = skin_entry_on_line(sim.anatomy.tissue_at, target, direction)
+    enter_on_path(sim, entry, direction)
+    length = float(np.linalg.norm(target - entry))
+    # aim against the Tuohy's drift (its curve leads to the head): the arc ends on the target
+    drift_deg = float(np.degrees(0.5 * sim.needle.curvature_per_mm * length))
+    sim.apply(cmd.Redirect(cranial_deg=-drift_deg, right_deg=0.0))
+    presses = []
+    while sim.needle.depth_mm < length + past_mm:
+        moved = events_of(sim.apply(cmd.Advance(distance_mm=0.5)), "needle_advanced")[0].data["moved_mm"]
+        assert moved > 0.0, "the needle is stuck"
+        events = sim.apply(cmd.TestLossOfResistance(medium="saline"))
+        pressure = events_of(events, "loss_of_resistance_tested")[0].data["pressure_mmhg"]
+        presses.append((sim.needle.tip_tissue(), pressure, bool(events_of(events, "loss_of_resistance"))))
+    return presses
+
+
+def test_a_cervical_midline_gap_gives_a_false_loss(cervical_anatomy):
+    """Through the slit between the unfused halves of the C7-T1 ligamentum flavum, the syringe
+    loses resistance in the slit's fat, behind the canal (a false loss: not yet epidural), and
+    there is no second loss when the needle then enters the epidural space; a line through the
+    fused half beside it loses resistance only in the epidural fat."""
+    anatomy = cervical_anatomy
+    assert anatomy.phantom.morphometry.disc("C7-T1").ligamentum_flavum_gap
+    centre = anatomy.landmark("C7-T1.interlaminar_center")
+    forward = anatomy.phantom.by_level["C7"].axis([0.0, 1.0, 0.0])
+    slit = slit_point(anatomy.tissue_at, centre, forward)
+    assert slit is not None
+    direction = clear_line(anatomy.tissue_at, slit, lines_to_the_midline(),
+                           avoid=("muscle",))  # between the spinous processes: the ligaments first
+    assert direction is not None, "no line reaches the slit through the interspinous ligament"
+    presses = _presses_along(_cervical_sim(anatomy), slit, direction, past_mm=5.0)
+    tissues = [p[0] for p in presses]
+    first_loss = next(i for i, p in enumerate(presses) if p[2])
+    assert presses[first_loss][0] == "interlaminar_fat", presses
+    epidural = tissues.index("epidural_fat")
+    assert epidural > first_loss
+    # the true entry gives no loss of its own: the plunger never stiffens again before it
+    assert all(p[1] < resistance.HIGH_MMHG for p in presses[first_loss:epidural + 1]), presses
+
+    beside = slit + 2.5 * anatomy.phantom.by_level["C7"].axis([1.0, 0.0, 0.0])
+    beside_direction = clear_line(anatomy.tissue_at, beside, lines_to_the_midline(-1), avoid=("muscle",))
+    assert beside_direction is not None
+    presses = _presses_along(_cervical_sim(anatomy), beside, beside_direction, past_mm=5.0)
+    assert "ligamentum_flavum" in [p[0] for p in presses], presses
+    assert next(p for p in presses if p[2])[0] == "epidural_fat", presses

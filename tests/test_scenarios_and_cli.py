@@ -15,6 +15,7 @@ from PIL import Image
 from simulator.errors import SpineSimError
 from simulator.records.attempt_file import read_record, write_record
 from simulator.scenario.loader import builtin_scenarios, load_scenario
+from simulator.scenario.schema import PROCEDURE_LEVELS
 from simulator.simulation.reference import run_reference
 
 from spine_helpers import FLUORO_L4L5
@@ -37,7 +38,7 @@ def test_every_shipped_scenario_loads(path):
     by_name = load_scenario(path.stem)
     assert from_file.scenario == by_name.scenario
     assert by_name.sha256 == from_file.sha256
-    assert from_file.scenario.target_level in ("L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1")
+    assert from_file.scenario.target_level in PROCEDURE_LEVELS[from_file.scenario.procedure]
 
 
 # ------------------------------------------------------------------------------ malformed scenarios
@@ -60,6 +61,9 @@ MALFORMED = {
     "wrong_type_true_for_count": (_edit("images = 40", "images = true"), "limits.images"),
     "wrong_type_true_for_volume": (_edit("contrast_ml = 5.0", "contrast_ml = true"), "limits.contrast_ml"),
     "bad_target_level": (_edit('target_level = "L4-L5"', 'target_level = "L6-L7"'), "target_level"),
+    "level_of_another_procedure": (_edit('target_level = "L4-L5"', 'target_level = "C7-T1"'), "target_level"),
+    "unknown_procedure": (_edit('procedure = "lumbar_interlaminar"', 'procedure = "thoracic_interlaminar"'),
+                          "procedure"),
     "missing_required_field": (_edit('guidance = "fluoroscopy"', ""), "guidance"),
     "unknown_needle": (_edit('id = "tuohy_20g_89mm"', 'id = "spinal_27g"'), "needle.id"),
     "paramedian_without_side": (_edit('approach = "midline"', 'approach = "paramedian"'), "side"),

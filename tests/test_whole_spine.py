@@ -195,7 +195,7 @@ def test_every_window_leads_to_epidural_fat(seed):
 @pytest.mark.parametrize("seed", SEEDS)
 def test_targets_of_the_other_procedures(seed):
     """Foramina are open (no bone at their centres: transforaminal), the superior articular
-    process meets the transverse process on bone (lumbar medial branch), the cervical pillars are
+    process meets the transverse process on the bone's dorsal surface (lumbar medial branch), the cervical pillars are
     bone (cervical medial branch), facet centres are joint space (facet injections), the dorsal S1
     foramen is a hole (S1 transforaminal), the lower third of each sacroiliac joint is joint space
     within a few mm (SIJ), and the pleura lies just lateral to the mid-thoracic rib heads (thoracic
@@ -214,9 +214,11 @@ def test_targets_of_the_other_procedures(seed):
             assert table[int(ph.tissue_at(lm[f"{interspace}.facet_{side}_center"][None])[0])].name == "facet_joint"
     for level in ("L3", "L4", "L5"):
         for side in ("left", "right"):
+            # on the bone's dorsal surface: bone at the point and in front, soft tissue just behind
             p = lm[f"{level}.sap_tp_junction_{side}"]
-            near = p + np.random.default_rng(0).uniform(-1.5, 1.5, (40, 3))
-            assert is_bone[ph.tissue_at(near)].mean() > 0.5, f"{level} {side}: not on bone"
+            back = ph.by_level[level].axis([0.0, -1.0, 0.0])
+            assert is_bone[ph.tissue_at(np.stack([p, p - 2.0 * back]))].all(), f"{level} {side}: not on bone"
+            assert not is_bone[ph.tissue_at((p + 1.0 * back)[None])[0]], f"{level} {side}: not at the surface"
     for level in ("C3", "C5", "C6"):
         for side in ("left", "right"):
             assert is_bone[ph.tissue_at(lm[f"{level}.lateral_mass_{side}_center"][None])[0]]

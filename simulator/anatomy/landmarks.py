@@ -10,7 +10,7 @@ Per vertebra ``V`` in C2..L5:
     centroid) and ``V.foramen_transversarium_left`` / ``_right``; thoracic also
     ``V.rib_head_left`` / ``_right`` and ``V.costotransverse_left`` / ``_right``; lumbar also
     ``V.sap_tp_junction_left`` / ``_right`` (superior articular process meeting the transverse
-    process: the medial branch target).
+    process, on the bone's dorsal surface: the medial branch target).
 Per interspace ``U-L`` in C2-C3 .. L5-S1:
     ``U-L.interlaminar_center`` (the centre of the interlaminar window, in the ligamentum flavum,
     midline), ``U-L.epidural_target`` (midline posterior epidural fat behind the dura, at the
@@ -38,7 +38,7 @@ from simulator.anatomy import thorax
 from simulator.anatomy import vertebra as vt
 from simulator.anatomy.phantom import INTERSPACES, SpinePhantom
 from simulator.anatomy.sacrum_pelvis import DORSAL_FORAMINA
-from simulator.anatomy.tissues import tid
+from simulator.anatomy.tissues import tid, tissue_table
 
 
 def _first_along(phantom: SpinePhantom, start: np.ndarray, direction: np.ndarray, tissue: int,
@@ -91,6 +91,30 @@ def _clear_centre(phantom: SpinePhantom, guess: np.ndarray, seg: vt.Segment, hal
     return points[int(np.argmax(score))]
 
 
+def _nearest_of(phantom, guess: np.ndarray, tissue_id: int, reach_mm: float = 6.0) -> np.ndarray:
+    """The point of ``tissue_id`` nearest ``guess`` on a 0.5 mm grid (``guess`` if none is near):
+    a thin space such as a joint is found wherever the bones' surfaces put it."""
+    axis = np.arange(-reach_mm, reach_mm + 1e-9, 0.5)
+    offsets = np.stack(np.meshgrid(axis, axis, axis, indexing="ij"), -1).reshape(-1, 3)
+    hits = offsets[phantom.tissue_at(guess + offsets) == tissue_id]
+    if len(hits) == 0:
+        return np.asarray(guess, float)
+    return guess + hits[np.argmin(np.linalg.norm(hits, axis=1))]
+
+
+def _dorsal_bone_surface(phantom, seg, local_point: np.ndarray) -> np.ndarray:
+    """The bone surface straight behind ``local_point`` (a point inside bone, in the vertebra's
+    frame), 0.3 mm inside the bone: where a needle from behind lands on it (the medial branch
+    lies on this surface)."""
+    t = np.arange(0.0, 25.0, 0.1)
+    line = seg.to_world(local_point + t[:, None] * np.array([0.0, -1.0, 0.0]))
+    bone = tissue_table().is_bone[phantom.tissue_at(line)]
+    if not bone[0]:
+        return seg.to_world(local_point)
+    last = int(np.argmin(bone)) - 1 if not bone.all() else len(t) - 1
+    return line[max(last - 3, 0)]
+
+
 def compute_landmarks(phantom: SpinePhantom) -> dict[str, np.ndarray]:
     """All named landmarks of ``phantom``."""
     out: dict[str, np.ndarray] = {}
@@ -120,7 +144,7 @@ def compute_landmarks(phantom: SpinePhantom) -> dict[str, np.ndarray]:
             else:
                 # the superior articular process meets the transverse process at the pedicle's back
                 root = seg.pedicle_centre_local(side) + np.array([side * 4.0, -0.5 * seg.pedicle_length_mm - 2.0, 1.5])
-                out[f"{n}.sap_tp_junction_{name}"] = seg.to_world(root)
+                out[f"{n}.sap_tp_junction_{name}"] = _dorsal_bone_surface(phantom, seg, root)
     for interspace in INTERSPACES:
         upper, lower = interspace.split("-")
         u = phantom.by_level[upper]
@@ -159,8 +183,9 @@ def compute_landmarks(phantom: SpinePhantom) -> dict[str, np.ndarray]:
                                              shape.dorsal_surface_ap(20.0 * k) - 10.0 * k)
         # the lower third of the joint (the injection target), on its posterior (medial) line
         s_low = 48.0 * k
-        out[f"sij_{name}_lower_third"] = frame.to_world(side * (shape.lateral_half_width(s_low) + 1.0), s_low,
-                                                        shape.dorsal_surface_ap(s_low) + 6.0 * k)
+        nominal = frame.to_world(side * (shape.lateral_half_width(s_low) + 1.0), s_low,
+                                 shape.dorsal_surface_ap(s_low) + 6.0 * k)
+        out[f"sij_{name}_lower_third"] = _nearest_of(phantom, nominal, tid("sacroiliac_joint"))
         entry = phantom.va_entry[1 if name == "right" else -1]
         seg = phantom.by_level[entry]
         out[f"vertebral_artery_{name}_entry"] = seg.to_world(vt.foramen_transversarium_local(seg, 1 if name == "right" else -1))

@@ -34,7 +34,9 @@ def ligamentum_flavum_field(top_attach: np.ndarray, bottom_attach: np.ndarray, h
 
     ``top_attach`` and ``bottom_attach`` are world points on the canal side (its anterior surface)
     in the midline. ``midline_gap_mm`` > 0 leaves the halves unfused in the midline (common in the
-    neck: a needle there finds no ligament and a false loss of resistance).
+    neck). Returns the ligament's field, its two attachment points and the field of the slit
+    between the halves (``None`` without a gap): the slit holds fat, so a needle in it feels a
+    loss of resistance while still behind the canal.
     """
     along = frames.unit(bottom_attach - top_attach)
     length = float(np.linalg.norm(bottom_attach - top_attach))
@@ -54,17 +56,23 @@ def ligamentum_flavum_field(top_attach: np.ndarray, bottom_attach: np.ndarray, h
 
     lateral_axis = frames.unit(np.cross(along, np.cross([1.0, 0.0, 0.0], along)))
 
-    def field(points: np.ndarray) -> np.ndarray:
+    def whole(points: np.ndarray) -> np.ndarray:
         parts = [oriented_box(points, c, a, (0.5 * length + 1.5, 0.5 * half_width_mm + 1.25,
                                              0.5 * thickness_mm), 0.6) for c, a in halves]
-        d = sdf.union(*parts, k_mm=1.0)
-        if midline_gap_mm > 0.0:
-            across = np.abs((points - centre_line) @ lateral_axis)
-            d = np.maximum(d, 0.5 * midline_gap_mm - across)
-        return d
+        return sdf.union(*parts, k_mm=1.0)
+
+    def slit_distance(points: np.ndarray) -> np.ndarray:
+        return np.abs((points - centre_line) @ lateral_axis) - 0.5 * midline_gap_mm
+
+    def field(points: np.ndarray) -> np.ndarray:
+        d = whole(points)
+        return np.maximum(d, -slit_distance(points)) if midline_gap_mm > 0.0 else d
+
+    def slit(points: np.ndarray) -> np.ndarray:
+        return np.maximum(whole(points), slit_distance(points))
 
     corners = np.array([top_attach, bottom_attach])
-    return field, corners
+    return field, corners, (slit if midline_gap_mm > 0.0 else None)
 
 
 def interspinous_field(upper_base: np.ndarray, upper_tip: np.ndarray, lower_tip: np.ndarray,

@@ -31,6 +31,8 @@ from simulator.geometry import frames
 
 __all__ = ["SpinePhantom", "VolumeGrid", "LEVELS", "ALL_LEVELS", "INTERSPACES"]
 
+#: Width of a midline gap in the ligamentum flavum, mm (Lirk 2003: 1.0 +- 0.3 mm).
+FLAVUM_GAP_MM = 1.0
 #: Cell size of the spatial index that finds the structures near a point, mm.
 INDEX_CELL_MM = 16.0
 
@@ -181,10 +183,14 @@ class SpinePhantom:
             top, bottom = self._flavum_attachments(name)
             u = self.by_level[upper]
             half_width = 0.5 * u.dims.canal_width_mm + 2.0
-            f, pts = ligaments.ligamentum_flavum_field(top, bottom, half_width, disc.ligamentum_flavum_thickness_mm,
-                                                       midline_gap_mm=1.0 if disc.ligamentum_flavum_gap else 0.0)
+            f, pts, slit = ligaments.ligamentum_flavum_field(
+                top, bottom, half_width, disc.ligamentum_flavum_thickness_mm,
+                midline_gap_mm=FLAVUM_GAP_MM if disc.ligamentum_flavum_gap else 0.0)
             self._add(f"{name}.ligamentum_flavum", f, bbox_of_points(pts, half_width + 8.0),
                       tid("ligamentum_flavum"), group="ligament", layer=40)
+            if slit is not None:
+                self._add(f"{name}.flavum_gap", slit, bbox_of_points(pts, half_width + 8.0),
+                          tid("interlaminar_fat"), group="ligament", layer=41)
 
         # facet joint spaces
         for pair in self.joints.values():
@@ -289,6 +295,11 @@ class SpinePhantom:
                       tid("sacroiliac_joint"), group="joint", layer=85)
             self._add_bone(f"ilium_{side_name}", f, box)
         self._add_bone("sacrum", sacrum, self._sacral_box(-25.0, 110.0, 60.0))
+        hiatus_box = self._sacral_box(shape.hiatus_apex_s_mm / shape.scale - 5.0, 110.0, 20.0)
+        self._add("sacrococcygeal_ligament", sp.sacrococcygeal_ligament_field(frame, shape), hiatus_box,
+                  tid("sacrococcygeal_ligament"), group="ligament", layer=25)
+        self._add("sacral_hiatus_fat", sp.hiatus_fat_field(frame, shape), hiatus_box, tid("epidural_fat"),
+                  group="neural", layer=31)
         self._add_bone("coccyx", coccyx, bbox_of_points(cox_pts, 12.0))
 
     def _vertebra_box(self, seg: vt.Segment) -> np.ndarray:

@@ -22,6 +22,9 @@ from simulator.geometry import frames, sdf
 SACRAL_ARC_RADIUS_MM = 115.0
 #: Sacroiliac joint space, mm (1-2 mm on imaging, wikiMSK; up to ~4.5 in anatomy texts).
 SIJ_GAP_MM = 2.0
+#: Arc position (mm before scaling) below which the sacroiliac joint opens posteriorly: its lower
+#: third, the synovial part (reference 3.9: the target is the inferior 1-2 cm of the joint).
+SIJ_OPEN_S_MM = 40.0
 
 
 @dataclass(frozen=True)
@@ -140,7 +143,14 @@ def sacrum_field(frame: SacralFrame, shape: SacrumShape, extra_bone=()):
         cornu_ap = float(shape.dorsal_surface_ap(cornu_s)) + 2.0 * k
         cornua = [sdf.ellipsoid(np.stack([x, ap, s], -1), (side * 6.5 * k, cornu_ap, cornu_s),
                                 (3.2 * k, 3.5 * k, 6.0 * k)) for side in (1, -1)] if shape.cornua else []
-        bone = sdf.union(body, lateral, plate, *crest, *cornua, k_mm=4.0)
+        bone = sdf.union(body, lateral, plate, *crest, k_mm=4.0)
+        # the hiatus: the back of the canal lies open below the plate's edge (the lateral masses'
+        # box would otherwise roof it)
+        opening = np.maximum(_hiatus_region(x, s, shape), ap - shape.canal_centre_ap(s))
+        bone = sdf.smooth_max(bone, -opening, 1.0)
+        if cornua:
+            # joined with a small blend: a wide one webs the two cornua across the hiatus
+            bone = sdf.union(bone, *cornua, k_mm=1.0)
         if extra_bone:
             bone = sdf.union(bone, *[f(points) for f in extra_bone], k_mm=4.0)
         # sacral canal (continuous with the lumbar canal) and the hiatus below the apex
@@ -169,6 +179,48 @@ def sacrum_field(frame: SacralFrame, shape: SacrumShape, extra_bone=()):
 DORSAL_FORAMINA = ((27.0, 22.0, 5.2), (50.0, 21.0, 4.6), (70.5, 19.0, 4.0), (87.0, 16.0, 3.2))
 #: Where a lumbarised S1 is separated from S2 (arc position, mm before scaling).
 LUMBARIZED_GAP_S_MM = 30.0
+
+
+#: Thickness of the sacrococcygeal ligament over the hiatus, mm before scaling (a design value:
+#: a thin dense sheet, 1-3 mm on ultrasound; no series in our sources measures it).
+SACROCOCCYGEAL_LIGAMENT_MM = 2.0
+
+
+def _hiatus_region(x, s, shape: SacrumShape):
+    """Bound that is negative inside the hiatus opening: below the inverted-U edge of the dorsal
+    plate, inside the U, down to the bottom of S5."""
+    k = shape.scale
+    hiatus_edge = shape.hiatus_apex_s_mm + 14.0 * np.minimum((x / (7.0 * k)) ** 2, 1.0)
+    return np.maximum(np.maximum(hiatus_edge - 0.5 - s, s - 106.0 * k), np.abs(x) - 7.5 * k)
+
+
+def sacrococcygeal_ligament_field(frame: SacralFrame, shape: SacrumShape):
+    """The sacrococcygeal ligament: the sheet that closes the sacral hiatus where the dorsal plate
+    stops, flush with the plate's back surface (the "give" of a caudal needle)."""
+    thickness = SACROCOCCYGEAL_LIGAMENT_MM * shape.scale
+
+    def field(points: np.ndarray) -> np.ndarray:
+        x, s, ap = frame.to_arc(points)
+        back = shape.dorsal_surface_ap(s)
+        sheet = np.abs(ap - (back + 0.5 * thickness)) - 0.5 * thickness
+        return np.maximum(sheet, _hiatus_region(x, s, shape))
+
+    return field
+
+
+def hiatus_fat_field(frame: SacralFrame, shape: SacrumShape):
+    """Epidural fat between the sacrococcygeal ligament and the sacral canal in the hiatus (where
+    the missing plate would be): the caudal epidural space begins just deep to the ligament."""
+    thickness = SACROCOCCYGEAL_LIGAMENT_MM * shape.scale
+
+    def field(points: np.ndarray) -> np.ndarray:
+        x, s, ap = frame.to_arc(points)
+        front = -shape.body_half_depth(s)  # down to the bodies (bone is painted over it)
+        back = shape.dorsal_surface_ap(s) + thickness
+        band = np.maximum(back - ap, ap - front)
+        return np.maximum(band, _hiatus_region(x, s, shape))
+
+    return field
 
 
 def coccyx_field(frame: SacralFrame, shape: SacrumShape):
@@ -249,6 +301,10 @@ def ilium_field(ilium: IliumShape, sacrum_world_field, frame: SacralFrame, shape
             shape.dorsal_surface_ap(s) - 12.0 * k - ap,
         ])
         posterior = sdf.smooth_max(wrap, region, 4.0)
+        # below the interosseous (ligamentous) part the ilium does not overhang the sacrum: the
+        # joint's synovial lower third opens to the back, where it is injected
+        overhang = np.maximum(xs * side - (shape.lateral_half_width(s) + SIJ_GAP_MM), SIJ_OPEN_S_MM * k - s)
+        posterior = sdf.smooth_max(posterior, -overhang, 2.0)
         return sdf.union(wing, rim, posterior, k_mm=6.0)
 
     return field
@@ -263,8 +319,11 @@ def sacroiliac_joint_field(ilium: IliumShape, sacrum_world_field, frame: SacralF
         xs, s, ap = frame.to_arc(points)
         d_sac = sacrum_world_field(points)
         gap = np.abs(d_sac - 0.5 * SIJ_GAP_MM) - 0.5 * SIJ_GAP_MM
+        # where the ilium overhangs the sacrum's back (above the lower third) the joint wraps round
+        # behind it; below, it ends at the sacrum's posterolateral corner (its posterior opening)
+        medial_reach = np.where(s > SIJ_OPEN_S_MM * k, 1.0, 10.0 * k)
         region = np.maximum.reduce([
-            (shape.lateral_half_width(s) - 10.0 * k) - xs * side,
+            (shape.lateral_half_width(s) - medial_reach) - xs * side,
             s - 60.0 * k, -2.0 * k - s,
             ap - 8.0 * k,
             shape.dorsal_surface_ap(s) - 10.0 * k - ap,

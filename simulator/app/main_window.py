@@ -12,7 +12,7 @@ import time
 import numpy as np
 from PyQt6.QtCore import QObject, QRunnable, Qt, QThreadPool, pyqtSignal
 from PyQt6.QtGui import QAction, QKeySequence, QShortcut
-from PyQt6.QtWidgets import (QButtonGroup, QDialog, QDialogButtonBox, QDoubleSpinBox, QGridLayout,
+from PyQt6.QtWidgets import (QButtonGroup, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QGridLayout,
                              QGroupBox, QHBoxLayout, QLabel, QListWidget, QMainWindow, QMessageBox,
                              QPushButton, QRadioButton, QSplitter, QTextBrowser, QVBoxLayout, QWidget)
 from pyvistaqt import QtInteractor
@@ -109,7 +109,7 @@ class MainWindow(QMainWindow):
         brief.setWordWrap(True)
         right_layout.addWidget(brief)
 
-        from simulator.app.widgets import QtPressureTrace, QtXRayMonitor
+        from simulator.app.widgets import QtXRayMonitor, force_trace, pressure_trace
 
         self.monitor = QtXRayMonitor()
         if sim.guidance == "fluoroscopy":
@@ -122,8 +122,21 @@ class MainWindow(QMainWindow):
                           "resistance.")
             note.setWordWrap(True)
             right_layout.addWidget(note)
-        self.trace = QtPressureTrace()
+        self.trace = pressure_trace()
+        self.force_trace = force_trace()
+        against = QComboBox()
+        against.setObjectName("trace_against")
+        against.addItems(["depth", "time"])
+        against.currentTextChanged.connect(lambda text: (self.trace.set_against(text),
+                                                         self.force_trace.set_against(text)))
+        self.trace_against = against
+        row = QHBoxLayout()
+        row.addWidget(QLabel("Traces against:"))
+        row.addWidget(against)
+        row.addStretch(1)
+        right_layout.addLayout(row)
         right_layout.addWidget(self.trace, stretch=1)
+        right_layout.addWidget(self.force_trace, stretch=1)
         right_layout.addWidget(self._needle_panel())
         self.log = QListWidget()
         self.log.setObjectName("event_log")
@@ -179,9 +192,12 @@ class MainWindow(QMainWindow):
         self.hub_label.setObjectName("hub")
         self.feel_label = QLabel("Force: -")
         self.feel_label.setObjectName("feel")
+        self.palpation_label = QLabel("Palpation: -")
+        self.palpation_label.setObjectName("palpation")
         grid.addWidget(self.depth_label, 0, 0, 1, 2)
         grid.addWidget(self.hub_label, 0, 2, 1, 1)
         grid.addWidget(self.feel_label, 0, 3, 1, 1)
+        grid.addWidget(self.palpation_label, 5, 0, 1, 4)
         buttons = [
             ("Advance 1 mm", lambda: self.advance(1.0)), ("Advance 5 mm", lambda: self.advance(5.0)),
             ("Withdraw 1 mm", lambda: self.withdraw(1.0)), ("Withdraw 5 mm", lambda: self.withdraw(5.0)),
@@ -379,7 +395,8 @@ class MainWindow(QMainWindow):
             self.monitor.show_image(image.display, f"#{event.data['index'] + 1}  oblique "
                                                    f"{image.pose.oblique_deg:+.0f}  tilt {image.pose.tilt_deg:+.0f}")
         if kind == "palpated":
-            self.scene.add_palpation_marker(event.data["point_mm"], event.data["finding"])
+            self.scene.add_palpation_marker(event.data["point_mm"], event.data["finding"], event.data["depth_mm"])
+            self.palpation_label.setText(palpation_text(event.data))
             if event.data["finding"] == "iliac crest":
                 side = "right" if event.data["point_mm"][0] > 0 else "left"
                 self._crests[side] = event.data["point_mm"]
@@ -396,8 +413,10 @@ class MainWindow(QMainWindow):
             self.hub_label.setText("Hub: <b style='color:#c0392b'>blood!</b>")
         if kind == "needle_advanced":
             self.feel_label.setText(f"Force: <b>{event.data['force_n']:.1f} N</b>")
+            self.force_trace.set_readings([(d, f) for _, d, f in self.sim.force_trace],
+                                          [t for t, _, _ in self.sim.force_trace])
         elif kind == "loss_of_resistance_tested":
-            self.trace.set_readings(self.sim.lor_trace)
+            self.trace.set_readings(self.sim.lor_trace, self.sim.lor_times_s)
         self._update_status()
         self.plotter.render()
 
@@ -493,15 +512,20 @@ def describe_event(event: Event) -> str | None:
     if k == "contrast_injected":
         return f"Injected {d['volume_ml']:.1f} mL of contrast ({d['total_ml']:.1f} mL in all)."
     if k == "palpated":
-        if d["depth_mm"] is None:
-            return "Palpation: soft tissue, no bone within reach."
-        clarity = "clearly" if d["clearly"] else "vaguely"
-        return f"Palpation: {d['finding']} felt {clarity}, about {d['depth_mm']:.0f} mm deep."
+        return palpation_text(d)
     if k == "needle_redirected":
         return f"Needle redirected by {d['angle_deg']:.0f} degrees."
     if k == "attempt_finished":
         return "Attempt finished."
     return None
+
+
+def palpation_text(data: dict) -> str:
+    """What the fingers felt, as the needle panel and the log say it."""
+    if data["depth_mm"] is None:
+        return "Palpation: soft tissue, no bone within reach."
+    clarity = "clearly" if data["clearly"] else "vaguely"
+    return f"Palpation: {data['finding']} felt {clarity}, about {data['depth_mm']:.0f} mm deep."
 
 
 def debrief_html(card, sim, record_path: str | None) -> str:

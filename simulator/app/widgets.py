@@ -53,18 +53,49 @@ class QtXRayMonitor(QLabel):
         self.setPixmap(pix)
 
 
-class QtPressureTrace(QWidget):
-    """The loss-of-resistance syringe: pressure readings against needle depth."""
+class QtTrace(QWidget):
+    """A live trace of needle readings (the syringe's pressure, the force felt) against the needle's
+    depth or the attempt's time.
 
-    def __init__(self, parent=None):
+    Parameters
+    ----------
+    title : str
+        What is plotted, with its unit (drawn under the plot).
+    y_max : float
+        Top of the vertical axis (readings above it are drawn at the top).
+    y_ticks : tuple of float
+    colour : tuple of int
+        Line colour (sRGB).
+    """
+
+    def __init__(self, title: str, y_max: float, y_ticks: tuple[float, ...], colour: tuple[int, int, int],
+                 parent=None):
         super().__init__(parent)
-        self.setObjectName("pressure_trace")
-        self.setMinimumHeight(140)
-        self.readings: list[tuple[float, float]] = []
+        self.setMinimumHeight(80)
+        self.title = title
+        self.y_max = y_max
+        self.y_ticks = y_ticks
+        self.colour = QColor(*colour)
+        self.readings: list[tuple[float, float]] = []  # (depth mm, value)
+        self.times_s: list[float] = []
+        self.against = "depth"
 
-    def set_readings(self, readings: list[tuple[float, float]]) -> None:
-        self.readings = list(readings)
+    def set_readings(self, readings, times_s=None) -> None:
+        """Readings as (depth mm, value), with the time of each (seconds) if known."""
+        self.readings = [(float(d), float(v)) for d, v in readings]
+        self.times_s = [float(t) for t in times_s] if times_s is not None else []
         self.update()
+
+    def set_against(self, against: str) -> None:
+        """Plot against ``"depth"`` or ``"time"``."""
+        self.against = against
+        self.update()
+
+    def points(self) -> list[tuple[float, float]]:
+        """(x, value) pairs as plotted: x is the depth (mm) or the time (s)."""
+        if self.against == "time" and len(self.times_s) == len(self.readings):
+            return [(t, v) for t, (_, v) in zip(self.times_s, self.readings, strict=True)]
+        return list(self.readings)
 
     def paintEvent(self, event):  # noqa: N802 (Qt name)
         p = QPainter(self)
@@ -73,30 +104,43 @@ class QtPressureTrace(QWidget):
         p.fillRect(self.rect(), QColor(24, 26, 30))
         p.setPen(QColor(90, 96, 106))
         p.drawRect(rect)
-        max_p = 600.0
-        depths = [d for d, _ in self.readings] or [0.0, 10.0]
-        d0, d1 = min(depths), max(max(depths), min(depths) + 10.0)
+        points = self.points()
+        unit = "s" if self.against == "time" else "mm"
+        xs = [x for x, _ in points] or [0.0, 10.0]
+        x0, x1 = min(xs), max(max(xs), min(xs) + 10.0)
         p.setPen(QColor(150, 156, 166))
-        for value in (0, 200, 400, 600):
-            y = rect.bottom() - value / max_p * rect.height()
-            p.drawText(QPointF(2, y + 4), f"{value}")
-        p.drawText(QPointF(rect.left(), rect.bottom() + 16), f"{d0:.0f} mm")
-        p.drawText(QPointF(rect.right() - 44, rect.bottom() + 16), f"{d1:.0f} mm")
-        p.drawText(QPointF(rect.left() + 60, rect.bottom() + 16), "syringe pressure (mmHg) vs depth")
-        if not self.readings:
+        for value in self.y_ticks:
+            y = rect.bottom() - value / self.y_max * rect.height()
+            p.drawText(QPointF(2, y + 4), f"{value:g}")
+        p.drawText(QPointF(rect.left(), rect.bottom() + 16), f"{x0:.0f} {unit}")
+        p.drawText(QPointF(rect.right() - 44, rect.bottom() + 16), f"{x1:.0f} {unit}")
+        p.drawText(QPointF(rect.left() + 60, rect.bottom() + 16), f"{self.title} vs {self.against}")
+        if not points:
             return
+
+        def xy(x, value):
+            return QPointF(rect.left() + (x - x0) / (x1 - x0) * rect.width(),
+                           rect.bottom() - min(value, self.y_max) / self.y_max * rect.height())
+
         path = QPainterPath()
-        for i, (d, pressure) in enumerate(self.readings):
-            x = rect.left() + (d - d0) / (d1 - d0) * rect.width()
-            y = rect.bottom() - min(pressure, max_p) / max_p * rect.height()
-            if i == 0:
-                path.moveTo(x, y)
-            else:
-                path.lineTo(x, y)
-        p.setPen(QPen(QColor(90, 200, 255), 2))
+        for i, (x, value) in enumerate(points):
+            path.moveTo(xy(x, value)) if i == 0 else path.lineTo(xy(x, value))
+        p.setPen(QPen(self.colour, 2))
         p.drawPath(path)
         p.setBrush(QColor(255, 200, 60))
-        for d, pressure in self.readings:
-            x = rect.left() + (d - d0) / (d1 - d0) * rect.width()
-            y = rect.bottom() - min(pressure, max_p) / max_p * rect.height()
-            p.drawEllipse(QPointF(x, y), 3, 3)
+        for x, value in points[-60:]:
+            p.drawEllipse(xy(x, value), 2.5, 2.5)
+
+
+def pressure_trace() -> QtTrace:
+    """The loss-of-resistance syringe's pressure (mmHg)."""
+    trace = QtTrace("syringe pressure (mmHg)", 600.0, (0, 200, 400, 600), (90, 200, 255))
+    trace.setObjectName("pressure_trace")
+    return trace
+
+
+def force_trace() -> QtTrace:
+    """The force felt pushing the needle (N)."""
+    trace = QtTrace("force felt advancing (N)", 20.0, (0, 5, 10, 15, 20), (240, 140, 90))
+    trace.setObjectName("force_trace")
+    return trace

@@ -197,6 +197,26 @@ class Needle:
         """Name of the tissue at the tip (the bone, when the tip rests against it)."""
         return self._table[self.tip_tissue_id()].name
 
+    def tip_layer_mm(self) -> float:
+        """Length of the tip's tissue along the track, from where the needle entered it to where
+        it will leave it (the layer's thickness as this needle crosses it), mm."""
+        i = self._index(self.depth_mm)
+        label = self.tip_tissue_id()
+        before = np.nonzero(self._lab[:i] != label)[0]
+        start = int(before[-1]) + 1 if len(before) else 0
+        limit = self._index(self.spec.length_mm)
+        end = limit
+        while True:
+            self._extend(min(i + 1, limit))
+            after = np.nonzero(self._lab[i:self._labelled] != label)[0]
+            if len(after):
+                end = i + int(after[0]) - 1
+                break
+            if self._labelled > limit:
+                break
+            i = self._labelled - 1
+        return (end - start + 1) * TRACK_STEP_MM
+
     def shaft_tissue_ids(self) -> np.ndarray:
         """Tissue ids along the inserted shaft, skin first, every :data:`TRACK_STEP_MM`."""
         i = self._index(self.depth_mm)

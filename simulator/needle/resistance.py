@@ -66,6 +66,8 @@ def advance_feel(tissue_name: str) -> str:
         "supraspinous_ligament": "firm",
         "interspinous_ligament": "gritty, firm",
         "ligamentum_flavum": "leathery, very firm",
+        "interlaminar_fat": "a sudden give",
+        "sacrococcygeal_ligament": "firm, then a give",
         "epidural_fat": "a sudden give",
         "dura": "a subtle give",
         "csf": "no resistance",
@@ -103,13 +105,30 @@ def speed_factor(speed_mm_s: float) -> float:
     return float(np.clip((speed_mm_s / 2.0) ** 0.12, 0.8, 1.3))
 
 
+#: The ligamentum flavum crossing the table's force is for, mm: a typical lumbar flavum (3.5-4 mm
+#: thick, reference 2.1) crossed a little obliquely on a midline path (the phantom's crossings at
+#: L3-L5 are 4-6.5 mm, median ~4.6).
+FLAVUM_REFERENCE_MM = 5.0
+
+
+def layer_thickness_factor(tissue_name: str, layer_mm: float) -> float:
+    """Scale of the tip's peak force with the thickness of the layer it is crossing: a thicker
+    ligamentum flavum is indented further before it gives (reference 5.2, "scale LF peak force with
+    local thickness"), a thin cervical one (1.5-3 mm) gives sooner. Other layers: 1."""
+    if tissue_name != "ligamentum_flavum" or not np.isfinite(layer_mm) or layer_mm <= 0.0:
+        return 1.0
+    return float(np.clip(layer_mm / FLAVUM_REFERENCE_MM, 0.4, 1.5))
+
+
 def advancing_force_n(tip_tissue_id: int, shaft_tissue_ids: np.ndarray, step_mm: float, tip: str,
-                      outer_diameter_mm: float, speed_mm_s: float) -> float:
-    """Force felt pushing the needle: the tip's peak force in its tissue plus friction along the
-    shaft in each tissue it lies in, newtons."""
+                      outer_diameter_mm: float, speed_mm_s: float, tip_layer_mm: float = FLAVUM_REFERENCE_MM) -> float:
+    """Force felt pushing the needle: the tip's peak force in its tissue (scaled by the layer's
+    thickness where that matters, ``tip_layer_mm`` along the needle) plus friction along the shaft
+    in each tissue it lies in, newtons."""
     table = tissue_table()
     factor = needle_force_factor(tip, outer_diameter_mm)
-    tip_n = float(table.advance_force_n[tip_tissue_id]) * factor * speed_factor(speed_mm_s)
+    tip_n = (float(table.advance_force_n[tip_tissue_id]) * factor * speed_factor(speed_mm_s)
+             * layer_thickness_factor(table[tip_tissue_id].name, tip_layer_mm))
     friction_n = float(table.friction_n_per_mm[shaft_tissue_ids].sum()) * step_mm
     return tip_n + friction_n * outer_diameter_mm / REFERENCE_DIAMETER_MM
 

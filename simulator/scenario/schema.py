@@ -14,8 +14,14 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from simulator.anatomy.patient import PatientParameters, validate_patient_values
 
 SCHEMA_VERSION = 1
-PROCEDURES = ("lumbar_interlaminar",)
-INTERSPACES = ("L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1")
+#: The procedures scenarios can name and the interspaces each may target. Cervical interlaminar:
+#: C7-T1 preferred and no higher than C6-C7 (reference 3.4: Rathmell 2015 consensus).
+PROCEDURE_LEVELS = {
+    "lumbar_interlaminar": ("L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1"),
+    "cervical_interlaminar": ("C6-C7", "C7-T1"),
+}
+PROCEDURES = tuple(PROCEDURE_LEVELS)
+INTERSPACES = tuple(level for levels in PROCEDURE_LEVELS.values() for level in levels)
 
 
 class _Strict(BaseModel):
@@ -112,8 +118,8 @@ class Scenario(_Strict):
     id: str = Field(min_length=1, pattern=r"^[a-z0-9_\-]+$")
     title: str = Field(min_length=1)
     brief: str = ""
-    procedure: Literal["lumbar_interlaminar"]
-    target_level: Literal["L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1"]
+    procedure: Literal["lumbar_interlaminar", "cervical_interlaminar"]
+    target_level: Literal["C6-C7", "C7-T1", "L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1"]
     approach: Literal["midline", "paramedian"] = "midline"
     side: Literal["midline", "left", "right"] = "midline"
     guidance: Literal["fluoroscopy", "landmark"]
@@ -131,6 +137,14 @@ class Scenario(_Strict):
         if value != SCHEMA_VERSION:
             raise ValueError(f"must be {SCHEMA_VERSION} (this SpineSim reads schema version {SCHEMA_VERSION})")
         return value
+
+    @model_validator(mode="after")
+    def _level_matches_procedure(self):
+        allowed = PROCEDURE_LEVELS[self.procedure]
+        if self.target_level not in allowed:
+            raise ValueError(f"target_level: {self.procedure} targets {', '.join(allowed)}, "
+                             f"not {self.target_level}")
+        return self
 
     @model_validator(mode="after")
     def _side_matches_approach(self):

@@ -158,12 +158,21 @@ class SpineScene:
         self._carm_actors.append(add(beam, color=(255, 240, 120), line_width=1, opacity=0.35, pickable=False,
                                      name="carm_beam"))
 
-    def add_palpation_marker(self, point_mm, finding: str) -> None:
-        colour = {"spinous process": (80, 170, 255), "iliac crest": (255, 170, 40),
-                  "sacrum": (200, 120, 255)}.get(finding, (200, 200, 200))
-        actor = self.plotter.add_mesh(pv.Sphere(radius=3.0, center=np.asarray(point_mm, float)), color=colour,
-                                      pickable=False, name=f"palpation:{len(self._marker_actors)}")
+    def add_palpation_marker(self, point_mm, finding: str, depth_mm: float | None = None) -> None:
+        """A marker on the skin where the trainee pressed, labelled with the felt depth of bone."""
+        colour = {"spinous process": (80, 170, 255), "vertebra prominens": (80, 170, 255),
+                  "iliac crest": (255, 170, 40), "posterior superior iliac spine": (255, 170, 40),
+                  "sacrum": (200, 120, 255), "sacral cornu": (200, 120, 255)}.get(finding, (200, 200, 200))
+        index = len(self._marker_actors)
+        point = np.asarray(point_mm, float)
+        actor = self.plotter.add_mesh(pv.Sphere(radius=3.0, center=point), color=colour,
+                                      pickable=False, name=f"palpation:{index}")
         self._marker_actors.append(actor)
+        label = "no bone" if depth_mm is None else f"{depth_mm:.0f} mm"
+        self.plotter.add_point_labels(point[None] - np.array([0.0, 4.0, 0.0]), [label], font_size=12,
+                                      show_points=False, shape_opacity=0.5, always_visible=True,
+                                      name=f"palpation_label:{index}", pickable=False, reset_camera=False,
+                                      render=False)
 
     def show_tuffier_line(self, left_mm, right_mm) -> None:
         """The intercristal (Tuffier's) line across the back between two palpated crest tops."""

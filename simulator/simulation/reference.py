@@ -5,7 +5,8 @@ Fluoroscopy: AP with the target endplate squared to confirm the level; a traject
 coaxial with the beam as the spinous processes allow; a lateral view to check depth on the way;
 small steps with a saline loss-of-resistance test after each one near the ligamentum flavum;
 contrast, a lateral and an AP image; finish. Landmark: palpate the iliac crests and the spinous
-processes, enter in the midline at the interspace, the same loss-of-resistance technique.
+processes (in the neck, from the vertebra prominens down), enter in the midline at the interspace,
+the same loss-of-resistance technique.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from simulator.anatomy.tissues import tissue_table
+from simulator.geometry import frames
 from simulator.needle.needle import Needle
 from simulator.procedures import lumbar_interlaminar as procedure
 from simulator.protocol import commands as cmd
@@ -23,6 +25,8 @@ from simulator.simulation.simulation import Simulation
 #: depth of the epidural space (from the lateral image, or the patient's build) and a loss far
 #: short of it is a false one (a cleft in a degenerate interspinous ligament, a fat plane).
 EARLY_LOSS_MM = 8.0
+#: How far to the side of the midline the expert aims in the neck, mm.
+CERVICAL_OFFSET_MM = 2.5
 
 
 def _advance_to_loss(sim: Simulation, expected_mm: float, max_depth_mm: float) -> bool:
@@ -75,6 +79,10 @@ def run_reference(sim: Simulation, finish: bool = True) -> Simulation:
     anatomy = sim.anatomy
     interspace = sim.scenario.target_level
     target = anatomy.landmark(f"{interspace}.epidural_target")
+    if sim.scenario.procedure == "cervical_interlaminar":
+        # just off the midline, where the ligamentum flavum's halves are fused even when a midline
+        # gap would give a false loss of resistance (Lirk 2003)
+        target = target + CERVICAL_OFFSET_MM * frames.RIGHT
     window = anatomy.landmark(f"{interspace}.interlaminar_center")
     fluoro = sim.guidance == "fluoroscopy"
     tilt = procedure.squaring_tilt_deg(anatomy, interspace) if fluoro else 0.0
@@ -83,12 +91,17 @@ def run_reference(sim: Simulation, finish: bool = True) -> Simulation:
         sim.apply(cmd.MoveCArm(oblique_deg=0.0, tilt_deg=tilt, isocentre_mm=iso))
         sim.apply(cmd.AcquireImage())
     else:
-        for side in ("left", "right"):
-            # the hands on the flanks, over the crest tops
-            crest = anatomy.landmark(f"iliac_crest_{side}_top")
-            sim.apply(cmd.Palpate(point_mm=tuple(float(v) for v in anatomy.skin_point_nearest(crest))))
         upper, lower = interspace.split("-")
-        for level in (upper, lower):
+        if sim.scenario.procedure == "cervical_interlaminar":
+            # count down from the vertebra prominens (C7), the most prominent spinous process
+            levels = ["C6", "C7", "T1"]
+        else:
+            for side in ("left", "right"):
+                # the hands on the flanks, over the crest tops (Tuffier's line)
+                crest = anatomy.landmark(f"iliac_crest_{side}_top")
+                sim.apply(cmd.Palpate(point_mm=tuple(float(v) for v in anatomy.skin_point_nearest(crest))))
+            levels = [upper, lower]
+        for level in levels:
             if level == "S1":
                 continue
             tip = anatomy.landmark(f"{level}.spinous_tip")

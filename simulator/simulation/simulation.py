@@ -43,7 +43,8 @@ NOMINAL_SECONDS = {
     "detach_syringe": 2.0, "aspirate": 3.0, "choose_needle": 5.0,
 }
 #: Tissues whose entry is announced as "ligament entered" (the hands feel the change to firm).
-LIGAMENTS = ("supraspinous_ligament", "interspinous_ligament", "ligamentum_flavum")
+LIGAMENTS = ("supraspinous_ligament", "interspinous_ligament", "ligamentum_flavum", "sacrococcygeal_ligament")
+FLAVUM_ID = tissue_table().id("ligamentum_flavum")
 #: Tissues a touch of which gives a paraesthesia.
 NEURAL = ("nerve_root", "spinal_cord", "cauda_equina")
 #: A pass starts when the needle goes forward from within this depth of the skin.
@@ -221,8 +222,10 @@ class Simulation:
         if step.moved_mm > 0.0:
             spec = self.needle.spec
             speed = step.moved_mm / max(self.t_s - previous_t, 1e-3)
-            force_n = resistance.advancing_force_n(self.needle.tip_tissue_id(), self.needle.shaft_tissue_ids(),
-                                                   0.1, spec.tip, spec.outer_diameter_mm, speed)
+            tip_id = self.needle.tip_tissue_id()
+            layer_mm = self.needle.tip_layer_mm() if tip_id == FLAVUM_ID else resistance.FLAVUM_REFERENCE_MM
+            force_n = resistance.advancing_force_n(tip_id, self.needle.shaft_tissue_ids(), 0.1, spec.tip,
+                                                   spec.outer_diameter_mm, speed, layer_mm)
             self.force_trace.append((self.t_s, self.needle.depth_mm, round(force_n, 3)))
         self._emit("needle_advanced", depth_mm=round(self.needle.depth_mm, 2), tip_mm=_list(self.needle.tip_mm),
                    tissue=self.needle.tip_tissue(), requested_mm=c.distance_mm, moved_mm=round(step.moved_mm, 3),
