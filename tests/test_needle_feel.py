@@ -20,7 +20,7 @@ from simulator.protocol import commands as cmd
 from simulator.scenario.loader import load_scenario, parse_scenario
 from simulator.simulation.simulation import Simulation
 
-from spine_helpers import (FLUORO_L4L5, clear_line, enter_on_path, events_of, lines_to_the_midline,
+from spine_helpers import (FLUORO_L4L5, clear_line, enter_on_path, events_of, lines_to_the_midline, tilted,
                            skin_entry_on_line, slit_point)
 
 
@@ -415,3 +415,47 @@ def test_a_cervical_midline_gap_gives_a_false_loss(cervical_anatomy):
     presses = _presses_along(_cervical_sim(anatomy), beside, beside_direction, past_mm=5.0)
     assert "ligamentum_flavum" in [p[0] for p in presses], presses
     assert next(p for p in presses if p[2])[0] == "epidural_fat", presses
+
+
+def test_drifting_off_the_midline_into_muscle_fools_air_more_than_saline(make_sim):
+    """A needle entered in the midline but angled off it leaves the interspinous ligament for the
+    paraspinal muscle: with air in the syringe the pressure there often falls to a "loss" (a false
+    one: the tip is in muscle), with saline it does not (reference 5.2: air is less certain)."""
+    table = tissue_table()
+
+    def drifting_line(anatomy):
+        """The expert's midline line turned sideways until it leaves the interspinous ligament for
+        at least 3 mm of muscle before any bone."""
+        target = anatomy.landmark("L4-L5.epidural_target")
+        entry, forward = clear_path_entry(anatomy, target, 0.0)
+        for sideways_deg in np.arange(6.0, 26.0, 2.0):
+            c, s_ = np.cos(np.radians(sideways_deg)), np.sin(np.radians(sideways_deg))
+            d = np.array([c * forward[0] + s_ * forward[1], -s_ * forward[0] + c * forward[1], forward[2]])
+            d = d / np.linalg.norm(d)
+            labels = anatomy.tissue_at(entry + np.arange(0.0, 70.0, 0.1)[:, None] * d)
+            bone = np.nonzero(table.is_bone[labels])[0]
+            names = [table[int(i)].name for i in labels[:bone[0] if len(bone) else None]]
+            if "interspinous_ligament" in names:
+                after = names[names.index("interspinous_ligament"):]
+                if after.count("muscle") >= 30:
+                    return entry, d
+        raise AssertionError("no line leaves the interspinous ligament for muscle")
+
+    def presses(medium):
+        sim = make_sim(image_size_px=32)
+        entry, direction = drifting_line(sim.anatomy)
+        enter_on_path(sim, entry, direction)
+        found = []
+        while sim.needle.depth_mm < 70.0:
+            step = sim.apply(cmd.Advance(distance_mm=1.0))
+            if events_of(step, "needle_advanced")[0].data["moved_mm"] == 0.0:
+                break
+            events = sim.apply(cmd.TestLossOfResistance(medium=medium))
+            found.append((sim.needle.tip_tissue(), bool(events_of(events, "loss_of_resistance"))))
+        return found
+
+    air, saline = presses("air"), presses("saline")
+    tissues = [t for t, _ in saline]
+    assert "interspinous_ligament" in tissues and "muscle" in tissues[tissues.index("interspinous_ligament"):]
+    assert any(lost for t, lost in air if t == "muscle"), air
+    assert not any(lost for t, lost in saline if t == "muscle"), saline

@@ -23,7 +23,9 @@ from simulator.simulation.simulation import Simulation
 
 #: A loss of resistance this much short of the planned depth is not trusted: the expert knows the
 #: depth of the epidural space (from the lateral image, or the patient's build) and a loss far
-#: short of it is a false one (a cleft in a degenerate interspinous ligament, a fat plane).
+#: short of it is a false one (a cleft in a degenerate interspinous ligament, muscle beside the
+#: midline). The slit of an unfused cervical flavum gives way only millimetres short: the expert
+#: avoids it by entering just off the midline.
 EARLY_LOSS_MM = 8.0
 #: How far to the side of the midline the expert aims in the neck, mm.
 CERVICAL_OFFSET_MM = 2.5
