@@ -137,6 +137,19 @@ def run_bench(repeats: int = 5, cold_repeats: int = 3, full_spine: bool = True) 
     sim.apply(cmd.Advance(distance_mm=5.0))
     results["needle_step_0p5mm"] = _timed(lambda: sim.apply(cmd.Advance(distance_mm=0.5)), repeats * 6)
 
+    # live fluoroscopy (pedal down, 15 pulses/s, 512 x 512): a 0.5 mm needle step and the next frame
+    live = Simulation(loaded, anatomy=anatomy, image_size_px=512)
+    live.apply(cmd.SetEntry(point_mm=tuple(float(v) for v in entry), direction=(0.0, 1.0, 0.0)))
+    live.apply(cmd.Advance(distance_mm=5.0))
+    live.apply(cmd.FluoroscopyOn(pulse_rate_pps=15.0))
+    live.live_frame()
+
+    def live_step():
+        live.apply(cmd.Advance(distance_mm=0.5))
+        live.live_frame()
+
+    results["fluoroscopy_live_step_and_frame_512"] = _timed(live_step, repeats * 4)
+
     def reference_attempt():
         run_reference(Simulation(loaded, anatomy=anatomy, image_size_px=512))
 

@@ -240,7 +240,7 @@ def cmd_render(args) -> int:
     try:
         Image.fromarray(image.display).save(out, format="PNG")
         if args.raw:
-            np.save(args.raw, scope.anatomy_integrals(pose)[1])
+            np.save(args.raw, scope.exact_anatomy_integrals(image.projection))
         if args.geometry:
             geometry = {"format": "spinesim-projection", "format_version": 1, **image.projection.as_dict(),
                         "energy_kev": 60.0, "frame": FRAME_DESCRIPTION,

@@ -77,6 +77,36 @@ def test_app_opens_and_takes_an_xray_with_the_pedal_key(make_window, qtbot):
     assert shot.std() > 10
 
 
+def test_holding_space_is_the_fluoroscopy_pedal(make_window, qtbot):
+    """Holding Space runs live fluoroscopy at the chosen pulse rate: frames come live on the
+    monitor; on release the last frame is held, the run's time and dose are counted, and the dose
+    shows in the C-arm panel and the status bar. Closing the iris lowers the next run's DAP."""
+    window = make_window(FLUORO)
+    sim = window.sim
+    window.pulse_rate.setCurrentIndex(window.pulse_rate.findData(15.0))
+    qtbot.keyPress(window, Qt.Key.Key_Space)
+    assert sim.fluoroscopy_on
+    qtbot.waitUntil(lambda: window.monitor.image is not None, timeout=60_000)
+    assert "LIVE" in window.monitor._caption
+    qtbot.wait(400)
+    qtbot.keyRelease(window, Qt.Key.Key_Space)
+    assert not sim.fluoroscopy_on
+    assert "LIH" in window.monitor._caption
+    assert sim.dose.fluoroscopy_s >= 0.3 and sim.dose.frames >= 4
+    assert sim.images == []  # live frames are not acquisitions
+    assert "DAP" in window.dose_label.text() and "Fluoro" in window.statusBar().currentMessage()
+    first_dap = sim.dose.dap_gy_cm2 / sim.dose.fluoroscopy_s
+    window.iris.setValue(150.0)
+    window.iris.editingFinished.emit()
+    assert sim.field_mm == 150.0
+    before = (sim.dose.dap_gy_cm2, sim.dose.fluoroscopy_s)
+    qtbot.keyPress(window, Qt.Key.Key_Space)
+    qtbot.wait(400)
+    qtbot.keyRelease(window, Qt.Key.Key_Space)
+    rate = (sim.dose.dap_gy_cm2 - before[0]) / (sim.dose.fluoroscopy_s - before[1])
+    assert rate < 0.5 * first_dap
+
+
 def test_keyboard_drives_a_whole_fluoroscopy_attempt(make_window, qtbot):
     window = make_window(FLUORO)
     sim = window.sim

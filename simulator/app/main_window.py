@@ -10,9 +10,9 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from PyQt6.QtCore import QObject, QRunnable, Qt, QThreadPool, pyqtSignal
+from PyQt6.QtCore import QEvent, QObject, QRunnable, Qt, QThreadPool, QTimer, pyqtSignal
 from PyQt6.QtGui import QAction, QKeySequence, QShortcut
-from PyQt6.QtWidgets import (QButtonGroup, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QGridLayout,
+from PyQt6.QtWidgets import (QApplication, QButtonGroup, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QGridLayout,
                              QGroupBox, QHBoxLayout, QLabel, QListWidget, QMainWindow, QMessageBox,
                              QPushButton, QRadioButton, QSplitter, QTextBrowser, QVBoxLayout, QWidget)
 from pyvistaqt import QtInteractor
@@ -32,7 +32,8 @@ SHORTCUTS = [
     ("A", "aspirate: draw back and look at the hub"),
     ("B / Shift+B", "turn the needle's bevel 90 degrees clockwise / anticlockwise (steers the tip)"),
     ("C", "inject 0.5 mL of contrast"),
-    ("F or Space", "take an X-ray image (fluoroscopy)"),
+    ("F", "take an X-ray image (a single acquisition, kept in the attempt)"),
+    ("Space (hold)", "the fluoroscopy pedal: live images while held, the last one held on release"),
     ("1 / 2 / 3", "C-arm presets: AP, lateral, contralateral oblique 50 degrees"),
     ("[ and ]", "C-arm oblique -/+ 5 degrees"),
     ("PgUp / PgDn", "C-arm tilt towards the head / feet 2 degrees"),
@@ -88,6 +89,8 @@ class MainWindow(QMainWindow):
         self.record_path = record_path
         self._t0 = time.monotonic()
         self._busy = False
+        self._live_timer = QTimer(self)
+        self._live_timer.timeout.connect(self._show_live_frame)
         self._palpate_mode = sim.guidance == "landmark"
         self._crests: dict[str, list[float]] = {}
         self.debrief_dialog: QDialog | None = None
@@ -148,6 +151,9 @@ class MainWindow(QMainWindow):
         self.event_received.connect(self._on_event)
         sim.subscribe(self.event_received.emit)
         self._install_shortcuts()
+        if sim.guidance == "fluoroscopy":
+            # the pedal is a held key: seen before any widget can take it as a button press
+            QApplication.instance().installEventFilter(self)
         self._build_menu()
         self._update_status()
         self.plotter.render()
@@ -180,7 +186,60 @@ class MainWindow(QMainWindow):
         shoot.setObjectName("take_xray")
         shoot.clicked.connect(self.take_image)
         grid.addWidget(shoot, 2, 3)
+        self.pulse_rate = QComboBox()
+        self.pulse_rate.setObjectName("pulse_rate")
+        for label, rate in (("Pulsed 15/s", 15.0), ("Pulsed 7.5/s", 7.5), ("Pulsed 30/s", 30.0),
+                            ("Continuous", None)):
+            self.pulse_rate.addItem(label, rate)
+        self.iris = QDoubleSpinBox()
+        self.iris.setObjectName("iris_mm")
+        self.iris.setRange(50.0, 300.0)
+        self.iris.setSingleStep(25.0)
+        self.iris.setValue(300.0)
+        self.iris.setSuffix(" mm field (iris)")
+        self.iris.editingFinished.connect(lambda: self.execute(cmd.Collimate(field_mm=self.iris.value())))
+        grid.addWidget(QLabel("Fluoro (hold Space)"), 3, 0)
+        grid.addWidget(self.pulse_rate, 3, 1)
+        grid.addWidget(self.iris, 3, 2, 1, 2)
+        self.dose_label = QLabel()
+        self.dose_label.setObjectName("dose")
+        grid.addWidget(self.dose_label, 4, 0, 1, 4)
         return box
+
+    # ------------------------------------------------------------------------- the pedal
+    def eventFilter(self, obj, event):  # noqa: N802 (Qt name)
+        kind = event.type()
+        if kind in (QEvent.Type.KeyPress, QEvent.Type.KeyRelease) and event.key() == Qt.Key.Key_Space \
+                and self.isActiveWindow():
+            if not event.isAutoRepeat():
+                (self.pedal_down if kind == QEvent.Type.KeyPress else self.pedal_up)()
+            return True
+        return super().eventFilter(obj, event)
+
+    def pedal_down(self) -> None:
+        """The fluoroscopy pedal goes down: live frames at the chosen pulse rate until it comes up."""
+        if self.sim.fluoroscopy_on or self._busy:
+            return
+        rate = self.pulse_rate.currentData()
+        if not self.execute(cmd.FluoroscopyOn(pulse_rate_pps=rate)):
+            return
+        self._live_timer.start(int(1000.0 / (rate or 30.0)))
+        self._show_live_frame()
+
+    def pedal_up(self) -> None:
+        """The pedal comes up: the dose of the run is counted and its last frame stays on."""
+        if not self.sim.fluoroscopy_on:
+            return
+        self._live_timer.stop()
+        self.execute(cmd.FluoroscopyOff())
+
+    def _show_live_frame(self) -> None:
+        if not self.sim.fluoroscopy_on:
+            self._live_timer.stop()
+            return
+        frame = self.sim.live_frame(max(self.elapsed_s(), self.sim.t_s))
+        self.monitor.show_image(frame.display, f"LIVE  oblique {frame.pose.oblique_deg:+.0f}  "
+                                               f"tilt {frame.pose.tilt_deg:+.0f}")
 
     def _needle_panel(self) -> QGroupBox:
         box = QGroupBox(f"Needle: {self.sim.needle.spec.name}")
@@ -260,7 +319,7 @@ class MainWindow(QMainWindow):
             "A": lambda: self.execute(cmd.Aspirate()),
             "B": lambda: self.turn_bevel(90.0), "Shift+B": lambda: self.turn_bevel(-90.0),
             "C": lambda: self.inject(0.5),
-            "F": self.take_image, "Space": self.take_image,
+            "F": self.take_image,
             "1": lambda: self.set_carm(0.0, self.sim.carm_pose.tilt_deg),
             "2": lambda: self.set_carm(90.0, self.sim.carm_pose.tilt_deg),
             "3": lambda: self.set_carm(50.0, self.sim.carm_pose.tilt_deg),
@@ -390,6 +449,10 @@ class MainWindow(QMainWindow):
                 box.setValue(float(value))
                 box.blockSignals(False)
             self.scene.update_carm()
+        elif kind == "fluoroscopy_stopped" and self.sim.last_image_hold is not None:
+            hold = self.sim.last_image_hold
+            self.monitor.show_image(hold.display, f"LIH  oblique {hold.pose.oblique_deg:+.0f}  "
+                                                  f"tilt {hold.pose.tilt_deg:+.0f}")
         elif kind == "image_acquired":
             image = self.sim.images[event.data["index"]]
             self.monitor.show_image(image.display, f"#{event.data['index'] + 1}  oblique "
@@ -432,9 +495,15 @@ class MainWindow(QMainWindow):
         else:
             self.depth_label.setText("No entry point yet: right-click on the skin")
         m = self.sim.metrics()
+        dose_text = ""
+        if self.sim.guidance == "fluoroscopy":
+            dose_text = (f"   Fluoro {m['fluoroscopy_s']:.1f} s   Ka,r {m['air_kerma_mgy']:.2f} mGy   "
+                         f"DAP {m['dap_gy_cm2']:.3f} Gy cm2")
+            self.dose_label.setText(f"Dose: fluoroscopy <b>{m['fluoroscopy_s']:.1f} s</b>, reference air kerma "
+                                    f"<b>{m['air_kerma_mgy']:.2f} mGy</b>, DAP <b>{m['dap_gy_cm2']:.3f} Gy cm2</b>")
         self.statusBar().showMessage(
             f"Time {self.elapsed_s():.0f} s   Images {int(m['images'])}   Passes {int(m['needle_passes'])}   "
-            f"Contrast {m['contrast_ml']:.1f} mL")
+            f"Contrast {m['contrast_ml']:.1f} mL" + dose_text)
 
     def show_help(self) -> None:
         rows = "".join(f"<tr><td><b>{k}</b></td><td>{v}</td></tr>" for k, v in SHORTCUTS)
@@ -463,6 +532,8 @@ class MainWindow(QMainWindow):
         self.debrief_dialog = dlg
 
     def closeEvent(self, event):  # noqa: N802 (Qt name)
+        self._live_timer.stop()
+        QApplication.instance().removeEventFilter(self)
         self.sim.close()
         self.plotter.close()
         super().closeEvent(event)
@@ -507,6 +578,11 @@ def describe_event(event: Event) -> str | None:
         return "Loss of resistance: the plunger gives."
     if k == "csf_in_hub":
         return "Clear fluid drips from the hub."
+    if k == "fluoroscopy_stopped":
+        return (f"Fluoroscopy {d['duration_s']:.1f} s; in all {d['fluoroscopy_s']:.1f} s, "
+                f"{d['air_kerma_mgy']:.2f} mGy, {d['dap_gy_cm2']:.3f} Gy cm2.")
+    if k == "collimated":
+        return f"Iris set to a {d['field_mm']:.0f} mm field."
     if k == "image_acquired":
         return f"X-ray #{d['index'] + 1} (oblique {d['oblique_deg']:+.0f}, tilt {d['tilt_deg']:+.0f})."
     if k == "contrast_injected":

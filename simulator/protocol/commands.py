@@ -16,7 +16,11 @@ command                     fields
 ``move_carm``               ``oblique_deg`` (+ detector to the patient's left, within +-100),
                             ``tilt_deg`` (+ detector to the head, within +-45),
                             ``isocentre_mm`` (optional)
-``acquire_image``           (none)
+``acquire_image``           (none): one exposure, kept in the attempt's images
+``fluoroscopy_on``          ``pulse_rate_pps``: 7.5, 15 or 30 pulses per second, or absent
+                            for continuous (30 frames/s): the pedal goes down
+``fluoroscopy_off``         (none): the pedal comes up; the last frame is held on the monitor
+``collimate``               ``field_mm`` (50-300): the iris's field diameter at the detector
 ``test_loss_of_resistance`` ``medium``: ``"saline"`` or ``"air"``
 ``inject_contrast``         ``volume_ml`` (0 < v <= 10)
 ``palpate``                 ``point_mm`` [x, y, z] near the skin
@@ -85,6 +89,20 @@ class AcquireImage(_Command):
     command: Literal["acquire_image"] = "acquire_image"
 
 
+class FluoroscopyOn(_Command):
+    command: Literal["fluoroscopy_on"] = "fluoroscopy_on"
+    pulse_rate_pps: Literal[7.5, 15.0, 30.0] | None = None
+
+
+class FluoroscopyOff(_Command):
+    command: Literal["fluoroscopy_off"] = "fluoroscopy_off"
+
+
+class Collimate(_Command):
+    command: Literal["collimate"] = "collimate"
+    field_mm: float = Field(ge=50.0, le=300.0)
+
+
 class TestLossOfResistance(_Command):
     __test__ = False  # not a pytest class
     command: Literal["test_loss_of_resistance"] = "test_loss_of_resistance"
@@ -139,7 +157,8 @@ class Finish(_Command):
 
 
 Command = Annotated[
-    Union[SetEntry, Advance, Withdraw, Redirect, MoveCArm, AcquireImage, TestLossOfResistance,
+    Union[SetEntry, Advance, Withdraw, Redirect, MoveCArm, AcquireImage, FluoroscopyOn, FluoroscopyOff, Collimate,
+          TestLossOfResistance,
           InjectContrast, Palpate, ChooseNeedle, RotateBevel, BendTip, AttachSyringe, DetachSyringe, Aspirate,
           SetSpineVisible, Finish],
     Field(discriminator="command"),

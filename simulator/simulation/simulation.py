@@ -19,7 +19,8 @@ from simulator.anatomy.tissues import tissue_table
 from simulator.errors import CommandRefused, SpineSimError
 from simulator.geometry import frames
 from simulator.imaging import contrast as contrast_mod
-from simulator.imaging.carm import CArmPose
+from simulator.imaging import dose as dose_mod
+from simulator.imaging.carm import DETECTOR_SIZE_MM, CArmPose
 from simulator.imaging.fluoroscope import Fluoroscope, XRayImage
 from simulator.imaging.overlay import Overlay
 from simulator.needle.needle import Needle
@@ -41,6 +42,7 @@ NOMINAL_SECONDS = {
     "acquire_image": 2.0, "test_loss_of_resistance": 2.0, "inject_contrast": 4.0, "palpate": 3.0,
     "set_spine_visible": 1.0, "finish": 1.0, "rotate_bevel": 1.5, "bend_tip": 5.0, "attach_syringe": 4.0,
     "detach_syringe": 2.0, "aspirate": 3.0, "choose_needle": 5.0,
+    "fluoroscopy_on": 0.2, "fluoroscopy_off": 1.0, "collimate": 1.0,
 }
 #: Tissues whose entry is announced as "ligament entered" (the hands feel the change to firm).
 LIGAMENTS = ("supraspinous_ligament", "interspinous_ligament", "ligamentum_flavum", "sacrococcygeal_ligament")
@@ -79,6 +81,11 @@ class Simulation:
         self._fluoroscope: Fluoroscope | None = None
         self.contrast: contrast_mod.ContrastField | None = None
         self.images: list[XRayImage] = []
+        self.dose = dose_mod.DoseTally()
+        self.field_mm = DETECTOR_SIZE_MM  # the iris's field at the detector
+        self.last_image_hold: XRayImage | None = None  # the monitor's last frame of fluoroscopy
+        self._fluoro_run: tuple[float, float | None] | None = None  # (since s, pulse rate) while on
+        self._fluoro_segment_s = 0.0  # start of the run's stretch at the current pose and field
         self.spine_visible = False
         self.events: list[Event] = []
         self.commands: list[TimedCommand] = []
@@ -134,7 +141,10 @@ class Simulation:
         return AttemptRecord(self.header, list(self.commands))
 
     def metrics(self) -> dict[str, float]:
-        return {m.id: m.value() for m in self._metrics}
+        values = {m.id: m.value() for m in self._metrics}
+        values.update(fluoroscopy_s=round(self.dose.fluoroscopy_s, 2), air_kerma_mgy=round(self.dose.air_kerma_mgy, 3),
+                      dap_gy_cm2=round(self.dose.dap_gy_cm2, 4))
+        return values
 
     def close(self) -> None:
         """End the attempt's recording; later commands are refused."""
@@ -257,6 +267,7 @@ class Simulation:
 
     def _do_move_carm(self, c: cmd.MoveCArm) -> None:
         self._require_fluoroscopy("The C-arm")
+        self._close_fluoro_stretch()  # the technique changes with the pose
         iso = self.carm_pose.isocentre_mm if c.isocentre_mm is None else tuple(float(v) for v in c.isocentre_mm)
         bounds = np.stack([self.anatomy.grid.lo_mm, self.anatomy.grid.hi_mm])
         if np.any(np.asarray(iso) < bounds[0] - 100.0) or np.any(np.asarray(iso) > bounds[1] + 100.0):
@@ -269,19 +280,84 @@ class Simulation:
         limit = self.scenario.limits.images
         if len(self.images) >= limit:
             raise CommandRefused(f"the scenario allows {limit} images")
-        image = self.current_image(noise_index=len(self.images))
+        exposure = self._exposure("acquisition", 1)
+        image = self.current_image(noise_index=len(self.images), exposure=exposure)
         self.images.append(image)
+        self.dose.add(exposure)
         self._emit("image_acquired", index=len(self.images) - 1, oblique_deg=self.carm_pose.oblique_deg,
-                   tilt_deg=self.carm_pose.tilt_deg)
+                   tilt_deg=self.carm_pose.tilt_deg, **exposure.as_dict())
 
-    def current_image(self, noise_index: int | None = None) -> XRayImage:
-        """An image at the current pose with the needle and contrast as they are now (no event)."""
+    def _exposure(self, mode: str, frames: int) -> dose_mod.Exposure:
+        return dose_mod.exposure(self.fluoroscope.central_integral(self.carm_pose), mode, frames, self.field_mm,
+                                 self.fluoroscope.pixel_mm)
+
+    def current_image(self, noise_index: int | None = None, exposure: dose_mod.Exposure | None = None,
+                      noise_stream: int = 7) -> XRayImage:
+        """An image at the current pose with the needle and contrast as they are now (no event), at
+        an acquisition's exposure unless ``exposure`` says otherwise."""
         overlays = []
         if self.needle.inserted:
             overlays.append(Overlay(self.needle.shaft_polyline(), self.needle.spec.radius_mm))
         index = len(self.images) if noise_index is None else noise_index
+        exposure = exposure or self._exposure("acquisition", 1)
         return self.fluoroscope.render(self.carm_pose, overlays, self.contrast,
-                                       (self.scenario.patient.seed, 7, index))
+                                       (self.scenario.patient.seed, noise_stream, index),
+                                       photons_per_pixel=exposure.photons_per_pixel_unattenuated,
+                                       field_mm=self.field_mm)
+
+    # ----------------------------------------------------------------------------- live fluoroscopy
+    @property
+    def fluoroscopy_on(self) -> bool:
+        return self._fluoro_run is not None
+
+    def _do_fluoroscopy_on(self, c: cmd.FluoroscopyOn) -> None:
+        self._require_fluoroscopy("Fluoroscopy")
+        if self._fluoro_run is not None:
+            raise CommandRefused("fluoroscopy is already on")
+        self._fluoro_run = (self.t_s, c.pulse_rate_pps)
+        self._fluoro_segment_s = self.t_s
+        self._emit("fluoroscopy_started", pulse_rate_pps=c.pulse_rate_pps)
+
+    def _do_fluoroscopy_off(self, c: cmd.FluoroscopyOff) -> None:
+        if self._fluoro_run is None:
+            raise CommandRefused("fluoroscopy is not on")
+        self._stop_fluoroscopy()
+
+    def _stop_fluoroscopy(self) -> None:
+        since, rate = self._fluoro_run
+        self._close_fluoro_stretch()
+        self.last_image_hold = self.live_frame()
+        self._fluoro_run = None
+        self._emit("fluoroscopy_stopped", duration_s=round(self.t_s - since, 3), pulse_rate_pps=rate,
+                   **self.dose.as_dict())
+
+    def _close_fluoro_stretch(self) -> None:
+        """Count the dose of the run so far at the pose and field it had, and start a new stretch."""
+        if self._fluoro_run is None:
+            return
+        duration = max(self.t_s - self._fluoro_segment_s, 0.0)
+        frames = dose_mod.frames_in(duration, self._fluoro_run[1])
+        self.dose.add(self._exposure("fluoroscopy", frames), fluoroscopy_s=duration)
+        self._fluoro_segment_s = self.t_s
+
+    def live_frame(self, t_s: float | None = None) -> XRayImage:
+        """The fluoroscopy frame at simulated time ``t_s`` (default: now) of the run that is on, or
+        that just ended: its noise is keyed to the run's start and the pulse number, so the same
+        attempt gives the same frames anywhere. Shows the needle and contrast as they are now."""
+        if self._fluoro_run is None:
+            raise CommandRefused("fluoroscopy is not on")
+        since, rate = self._fluoro_run
+        t = self.t_s if t_s is None else float(t_s)
+        pulse = int(max(t - since, 0.0) * (dose_mod.CONTINUOUS_FPS if rate is None else rate))
+        exposure = self._exposure("fluoroscopy", 1)
+        return self.current_image(noise_index=int(round(since * 1000.0)) * 100000 + pulse, exposure=exposure,
+                                  noise_stream=13)
+
+    def _do_collimate(self, c: cmd.Collimate) -> None:
+        self._require_fluoroscopy("The collimator")
+        self._close_fluoro_stretch()
+        self.field_mm = float(c.field_mm)
+        self._emit("collimated", field_mm=self.field_mm)
 
     def _do_test_loss_of_resistance(self, c: cmd.TestLossOfResistance) -> None:
         if not self.needle.inserted or self.needle.depth_mm <= 0.0:
@@ -388,6 +464,8 @@ class Simulation:
             self._emit("spine_visibility_changed", visible=c.visible)
 
     def _do_finish(self, c: cmd.Finish) -> None:
+        if self._fluoro_run is not None:
+            self._stop_fluoroscopy()
         inside = self.needle.inserted and self.needle.depth_mm > 0
         tip = self.needle.tip_mm if inside else None
         tissue_id = self.needle.tip_tissue_id() if inside else None

@@ -1,0 +1,65 @@
+"""Regenerate ``assets/xray_tube.toml``: the C-arm tube's output and beam quality by kVp.
+
+Run from the repository root with the table tools installed (they are not needed to run SpineSim)::
+
+    pip install spekpy==2.5.4 xraydb==4.5.8
+    python assets/make_xray_tables.py
+
+SpekPy (Poludniowski et al., Phys Med Biol 2021) models the bremsstrahlung and characteristic
+spectrum of a tungsten anode; the beam here is a mobile C-arm's: 12 degree target, inherent plus
+added filtration 3 mm Al + 0.1 mm Cu (reference section 4.4). For each kVp the table gives the air
+kerma per mAs at 1 m free in air (what dose is computed from), the mean energy and first half-value
+layer (beam quality), the mean energy behind 20 cm of water (the energy the image's attenuation is
+effectively at) and water's attenuation there relative to 60 keV (xraydb, Elam cross-sections),
+which scales the image's 60 keV line integrals to the beam's in the exposure control.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+KVPS = (60, 65, 70, 75, 80, 85, 90, 95, 100, 105, 110, 115, 120)
+FILTERS = (("Al", 3.0), ("Cu", 0.1))
+TARGET_ANGLE_DEG = 12.0
+
+
+def main() -> None:
+    import spekpy
+    import xraydb
+
+    def water_mu(energy_kev: float) -> float:
+        return float(xraydb.material_mu("water", 1000.0 * energy_kev, density=1.0))
+
+    rows = []
+    for kvp in KVPS:
+        spek = spekpy.Spek(kvp=kvp, th=TARGET_ANGLE_DEG)
+        for material, mm in FILTERS:
+            spek.filter(material, mm)
+        kerma = spek.get_kerma()  # uGy per mAs at 1 m (SpekPy's defaults: z = 100 cm, 1 mAs)
+        emean = spek.get_emean()
+        hvl = spek.get_hvl1()
+        spek.filter("Water", 200.0)
+        behind = spek.get_emean()
+        rows.append((kvp, kerma, emean, hvl, behind, water_mu(behind) / water_mu(60.0)))
+    lines = [
+        "# The C-arm tube: air kerma per mAs at 1 m and beam quality by kVp.",
+        "# Source: SpekPy 2.5.4 (Poludniowski et al., Phys Med Biol 2021; tungsten anode, 12 degree",
+        "# target, 3 mm Al + 0.1 mm Cu) and xraydb 4.5.8 (water, Elam cross-sections), made by",
+        "# assets/make_xray_tables.py. Do not edit by hand.",
+        "",
+        "format_version = 1",
+        f'filtration = "{" + ".join(f"{mm:g} mm {m}" for m, mm in FILTERS)}"',
+        "",
+    ]
+    for kvp, kerma, emean, hvl, behind, ratio in rows:
+        lines += ["[[kvp]]", f"kvp = {kvp}", f"kerma_ugy_per_mas_at_1m = {kerma:.3f}",
+                  f"mean_energy_kev = {emean:.2f}", f"hvl_mm_al = {hvl:.3f}",
+                  f"mean_energy_behind_20cm_water_kev = {behind:.2f}",
+                  f"water_mu_relative_to_60kev = {ratio:.4f}", ""]
+    out = Path(__file__).resolve().parent / "xray_tube.toml"
+    out.write_text("\n".join(lines), encoding="utf-8")
+    print("wrote", out)
+
+
+if __name__ == "__main__":
+    main()
