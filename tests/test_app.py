@@ -107,6 +107,28 @@ def test_holding_space_is_the_fluoroscopy_pedal(make_window, qtbot):
     assert rate < 0.5 * first_dap
 
 
+def test_standard_and_saved_views(make_window, qtbot):
+    """The C-arm panel lists the procedure's standard views for this patient, named as projections;
+    choosing one moves the C-arm there; the current view can be saved and chosen again; images are
+    captioned with the projection's name."""
+    window = make_window(FLUORO)
+    sim = window.sim
+    names = [window.views.itemText(i) for i in range(window.views.count())]
+    assert any(n.startswith("AP, endplates squared") for n in names)
+    assert any(n.startswith("facet view") and "RPO" in n for n in names)
+    lateral = next(i for i, n in enumerate(names) if n.startswith("lateral"))
+    window.views.activated.emit(lateral)
+    assert sim.carm_pose.oblique_deg == 90.0
+    window.set_carm(20.0, 5.0)
+    window.save_view()
+    window.set_carm(0.0, 0.0)
+    window.views.activated.emit(window.views.count() - 1)
+    assert (sim.carm_pose.oblique_deg, sim.carm_pose.tilt_deg) == (20.0, 5.0)
+    assert "LPO 20" in window.views.itemText(window.views.count() - 1)
+    window.take_image(wait=True)
+    assert "LPO 20" in window.monitor._caption
+
+
 def test_keyboard_drives_a_whole_fluoroscopy_attempt(make_window, qtbot):
     window = make_window(FLUORO)
     sim = window.sim

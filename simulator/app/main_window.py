@@ -18,6 +18,7 @@ from PyQt6.QtWidgets import (QApplication, QButtonGroup, QComboBox, QDialog, QDi
 from pyvistaqt import QtInteractor
 
 from simulator.errors import SpineSimError
+from simulator.imaging.views import projection_name, standard_views
 from simulator.protocol import commands as cmd
 from simulator.protocol.events import Event
 from simulator.scene.scene import SpineScene
@@ -178,10 +179,20 @@ class MainWindow(QMainWindow):
         grid.addWidget(self.tilt, 1, 1, 1, 3)
         self.oblique.editingFinished.connect(self._send_carm)
         self.tilt.editingFinished.connect(self._send_carm)
-        for col, (label, ob) in enumerate((("AP", 0.0), ("Lateral", 90.0), ("CLO 50", 50.0))):
-            b = QPushButton(label)
-            b.clicked.connect(lambda _=False, o=ob: self.set_carm(o, self.tilt.value()))
-            grid.addWidget(b, 2, col)
+        # the procedure's standard views, computed from this patient, and the trainee's saved ones
+        sc = self.sim.scenario
+        self.views = QComboBox()
+        self.views.setObjectName("views")
+        self.views.addItem("Standard and saved views...", None)
+        side = sc.side if sc.side in ("left", "right") else "right"
+        for name, pose in standard_views(self.sim.anatomy, sc.procedure, sc.target_level, side).items():
+            self.views.addItem(f"{name} ({projection_name(*pose)})", pose)
+        self.views.activated.connect(self._go_to_view)
+        grid.addWidget(self.views, 2, 0, 1, 2)
+        save = QPushButton("Save view")
+        save.setObjectName("save_view")
+        save.clicked.connect(self.save_view)
+        grid.addWidget(save, 2, 2)
         shoot = QPushButton("Take X-ray (F)")
         shoot.setObjectName("take_xray")
         shoot.clicked.connect(self.take_image)
@@ -205,6 +216,18 @@ class MainWindow(QMainWindow):
         self.dose_label.setObjectName("dose")
         grid.addWidget(self.dose_label, 4, 0, 1, 4)
         return box
+
+    def _go_to_view(self, index: int) -> None:
+        pose = self.views.itemData(index)
+        if pose is not None:
+            self.set_carm(*pose)
+
+    def save_view(self) -> None:
+        """Keep the C-arm's current angles in the views list (for this attempt)."""
+        pose = (self.sim.carm_pose.oblique_deg, self.sim.carm_pose.tilt_deg)
+        saved = sum(1 for i in range(self.views.count()) if str(self.views.itemText(i)).startswith("saved"))
+        self.views.addItem(f"saved {saved + 1} ({projection_name(*pose)})", pose)
+        self._log(f"View saved: {projection_name(*pose)}.")
 
     # ------------------------------------------------------------------------- the pedal
     def eventFilter(self, obj, event):  # noqa: N802 (Qt name)
@@ -238,8 +261,7 @@ class MainWindow(QMainWindow):
             self._live_timer.stop()
             return
         frame = self.sim.live_frame(max(self.elapsed_s(), self.sim.t_s))
-        self.monitor.show_image(frame.display, f"LIVE  oblique {frame.pose.oblique_deg:+.0f}  "
-                                               f"tilt {frame.pose.tilt_deg:+.0f}")
+        self.monitor.show_image(frame.display, f"LIVE  {projection_name(frame.pose.oblique_deg, frame.pose.tilt_deg)}")
 
     def _needle_panel(self) -> QGroupBox:
         box = QGroupBox(f"Needle: {self.sim.needle.spec.name}")
@@ -449,14 +471,17 @@ class MainWindow(QMainWindow):
                 box.setValue(float(value))
                 box.blockSignals(False)
             self.scene.update_carm()
+        elif kind == "collimated":
+            self.iris.blockSignals(True)
+            self.iris.setValue(float(event.data["field_mm"]))
+            self.iris.blockSignals(False)
         elif kind == "fluoroscopy_stopped" and self.sim.last_image_hold is not None:
             hold = self.sim.last_image_hold
-            self.monitor.show_image(hold.display, f"LIH  oblique {hold.pose.oblique_deg:+.0f}  "
-                                                  f"tilt {hold.pose.tilt_deg:+.0f}")
+            self.monitor.show_image(hold.display, f"LIH  {projection_name(hold.pose.oblique_deg, hold.pose.tilt_deg)}")
         elif kind == "image_acquired":
             image = self.sim.images[event.data["index"]]
-            self.monitor.show_image(image.display, f"#{event.data['index'] + 1}  oblique "
-                                                   f"{image.pose.oblique_deg:+.0f}  tilt {image.pose.tilt_deg:+.0f}")
+            self.monitor.show_image(image.display, f"#{event.data['index'] + 1}  "
+                                                   f"{projection_name(image.pose.oblique_deg, image.pose.tilt_deg)}")
         if kind == "palpated":
             self.scene.add_palpation_marker(event.data["point_mm"], event.data["finding"], event.data["depth_mm"])
             self.palpation_label.setText(palpation_text(event.data))

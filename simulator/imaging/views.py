@@ -1,0 +1,126 @@
+"""Standard fluoroscopic views, computed from the patient's own anatomy, and their names.
+
+Each view is a C-arm pose (oblique and tilt in patient terms, see :mod:`simulator.imaging.carm`)
+found the way a radiographer finds it, by aligning the beam with the anatomy (reference sections 3
+and 4.5):
+
+- **AP, endplates squared**: the beam along the target level's endplate (the interlaminar window
+  opens).
+- **Lateral**: detector on the patient's left, the same tilt.
+- **Contralateral oblique (CLO)**: 50 degrees, the detector on the side away from the needle (the
+  neck 50 +- 5, lumbar 45-60).
+- **Ipsilateral oblique ("Scotty dog")**: the beam along the line from the vertebral body's centre to
+  the superior articular process, which puts the process over the middle of the body.
+- **Facet view**: the beam in the plane of the facet joint (the joint space opens).
+- **Cervical foraminal oblique**: the C-arm turned (and tilted) until the line of sight through the
+  foramen's centre meets the least bone: the foramen at its widest.
+- **S1 foramen view**: the S1 endplate squared plus a slight ipsilateral oblique.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from simulator.geometry import frames
+from simulator.imaging.carm import detector_direction
+
+#: Contralateral oblique angle, degrees (reference: 50 +- 5 in the neck, 45-60 lumbar).
+CLO_DEG = 50.0
+#: The slight ipsilateral oblique added to the squared S1 endplate for the S1 foramen, degrees.
+S1_IPSILATERAL_DEG = 10.0
+
+
+def projection_name(oblique_deg: float, tilt_deg: float) -> str:
+    """The projection's clinical name for a prone patient (detector over the back): ``AP``, a
+    posterior oblique named by the side nearer the detector (``LPO 35``: detector towards the
+    patient's left), ``left lateral`` / ``right lateral``, and the tilt (``cranial`` when the
+    detector leans towards the head)."""
+    ob, tilt = float(oblique_deg), float(tilt_deg)
+    if abs(ob) < 1.0:
+        name = "AP"
+    elif abs(abs(ob) - 90.0) < 1.0:
+        name = "left lateral" if ob > 0 else "right lateral"
+    elif abs(ob) < 90.0:
+        name = f"{'LPO' if ob > 0 else 'RPO'} {abs(ob):.0f}\N{DEGREE SIGN}"
+    else:
+        name = f"{'LAO' if ob > 0 else 'RAO'} {180.0 - abs(ob):.0f}\N{DEGREE SIGN}"
+    if abs(tilt) >= 1.0:
+        name += f", {'cranial' if tilt > 0 else 'caudal'} {abs(tilt):.0f}\N{DEGREE SIGN}"
+    return name
+
+
+def _beam_along(direction: np.ndarray) -> tuple[float, float]:
+    """Oblique and tilt that put the beam (source to detector) along ``direction`` or against it,
+    whichever keeps the detector behind the patient."""
+    d = frames.unit(np.asarray(direction, float))
+    if d[1] > 0:  # the detector sits over the back (posterior is -y)
+        d = -d
+    tilt = float(np.degrees(np.arcsin(np.clip(d[2], -1.0, 1.0))))
+    oblique = float(np.degrees(np.arctan2(-d[0], -d[1])))
+    return oblique, tilt
+
+
+def squaring_tilt_deg(anatomy, interspace: str) -> float:
+    """Tilt that runs the beam along the superior endplate of the interspace's lower vertebra."""
+    normal = anatomy.endplate_normal(interspace.split("-")[1])
+    return float(np.degrees(np.arctan2(normal[1], normal[2])))
+
+
+def _in_plane(normal: np.ndarray, tilt_deg: float, ipsilateral_sign: float) -> float:
+    """The oblique (on the ``ipsilateral_sign`` side, 0-85 degrees) whose beam at ``tilt_deg``
+    lies most nearly in the plane with ``normal``."""
+    angles = np.arange(0.0, 85.01, 0.25) * ipsilateral_sign
+    dots = [abs(float(detector_direction(a, tilt_deg) @ normal)) for a in angles]
+    return float(angles[int(np.argmin(dots))])
+
+
+def _widest_foramen(anatomy, centre: np.ndarray, detector_sign: float) -> tuple[float, float]:
+    """The pose at which the line of sight through the foramen's centre meets the least bone (the
+    radiographer turns the C-arm until the foramen opens): over obliques of 20-85 degrees with the
+    detector on ``detector_sign``'s side and tilts of +-20, the middle of the clearest range."""
+    from simulator.anatomy.tissues import tissue_table
+
+    is_bone = tissue_table().is_bone
+    t = np.arange(-25.0, 25.0, 0.25)
+    obliques = np.arange(20.0, 85.01, 2.0) * detector_sign
+    tilts = np.arange(-20.0, 20.01, 5.0)
+    directions = np.array([[detector_direction(o, b) for o in obliques] for b in tilts])
+    points = centre + t[:, None, None, None] * directions[None]  # one query for every line
+    bone = is_bone[anatomy.labels_at(points.reshape(-1, 3))].reshape(points.shape[:-1]).sum(axis=0)
+    best_tilt = int(np.argmin(bone.min(axis=1) * 1000 - (bone == bone.min()).sum(axis=1)))
+    row = bone[best_tilt]
+    clear = np.nonzero(row == row.min())[0]
+    return float(obliques[int(clear[len(clear) // 2])]), float(tilts[best_tilt])
+
+
+def standard_views(anatomy, procedure: str, interspace: str, side: str = "right") -> dict[str, tuple[float, float]]:
+    """The procedure's standard views at ``interspace`` for a needle on ``side``: name to
+    ``(oblique_deg, tilt_deg)``, in the order a clinician would use them."""
+    sign = -1.0 if side == "right" else 1.0  # the detector towards the needle's side
+    upper, lower = interspace.split("-")
+    tilt = squaring_tilt_deg(anatomy, interspace)
+    views = {"AP, endplates squared": (0.0, tilt), "lateral": (90.0, tilt),
+             f"contralateral oblique {CLO_DEG:.0f}": (-sign * CLO_DEG, tilt)}
+    facet = f"{interspace}.facet_{side}_center"
+    lumbar = lower.startswith("L")
+    if lumbar and facet in anatomy.landmarks and f"{lower}.body_center" in anatomy.landmarks:
+        along = anatomy.landmark(facet) - anatomy.landmark(f"{lower}.body_center")
+        along[2] = 0.0  # an axial line: the tilt stays squared
+        oblique, _ = _beam_along(along)
+        views["ipsilateral oblique (Scotty dog)"] = (oblique, tilt)
+    normal = anatomy.facet_normal(interspace, side)
+    if normal is not None:
+        if procedure.startswith("cervical"):
+            # the neck's joints face up and back: a lateral tilted along the joint plane
+            lateral = -sign * 90.0
+            tilts = np.arange(-40.0, 40.01, 0.25)
+            best = tilts[int(np.argmin([abs(float(detector_direction(lateral, t) @ normal)) for t in tilts]))]
+            views["facet view (along the joint)"] = (lateral, float(best))
+        else:
+            views["facet view (along the joint)"] = (_in_plane(normal, tilt, sign), tilt)
+    foramen = f"{interspace}.foramen_{side}_center"
+    if procedure.startswith("cervical") and foramen in anatomy.landmarks:
+        views["foraminal oblique"] = _widest_foramen(anatomy, anatomy.landmark(foramen), -sign)
+    if lower == "S1" or procedure == "s1_transforaminal":
+        views["S1 foramen"] = (sign * S1_IPSILATERAL_DEG, squaring_tilt_deg(anatomy, "L5-S1"))
+    return views
