@@ -20,7 +20,7 @@ from simulator.protocol import commands as cmd
 from simulator.scenario.loader import load_scenario, parse_scenario
 from simulator.simulation.simulation import Simulation
 
-from spine_helpers import (FLUORO_L4L5, clear_line, enter_on_path, events_of, lines_to_the_midline, tilted,
+from spine_helpers import (FLUORO_L4L5, clear_line, enter_on_path, events_of, lines_to_the_midline,
                            skin_entry_on_line, slit_point)
 
 
