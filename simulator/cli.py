@@ -61,8 +61,8 @@ def _parser() -> argparse.ArgumentParser:
     at.add_argument("--record", help="also write the attempt record (JSON Lines) here")
     at.add_argument("--patient-seed", type=int, help="use another seeded patient")
 
-    rd = sub.add_parser("render", help="write an X-ray image of a scenario's patient")
-    rd.add_argument("scenario")
+    rd = sub.add_parser("render", help="write an X-ray image of a scenario's patient or an imported CT")
+    rd.add_argument("scenario", help="a scenario (name or file), or ct:NAME for an imported CT")
     rd.add_argument("--oblique", type=float, default=0.0,
                     help="degrees; positive moves the detector towards the patient's left (0 = AP)")
     rd.add_argument("--tilt", type=float, default=0.0,
@@ -220,7 +220,8 @@ def _isocentre(text: str | None, anatomy, target_level: str):
 def cmd_render(args) -> int:
     import numpy as np
 
-    loaded = _load(args.scenario, args.patient_seed)
+    ct_name = args.scenario[3:] if args.scenario.startswith("ct:") else None
+    loaded = None if ct_name else _load(args.scenario, args.patient_seed)
     if not (-100.0 <= args.oblique <= 100.0) or not np.isfinite(args.oblique):
         raise SpineSimError("--oblique: must be between -100 and 100 degrees")
     if not (-45.0 <= args.tilt <= 45.0) or not np.isfinite(args.tilt):
@@ -232,10 +233,22 @@ def cmd_render(args) -> int:
     from simulator.imaging.carm import CArmPose
     from simulator.imaging.fluoroscope import Fluoroscope
 
-    anatomy = _anatomy_for(loaded)
-    pose = CArmPose(args.oblique, args.tilt, _isocentre(args.isocentre, anatomy, loaded.scenario.target_level))
+    if ct_name:
+        from simulator.anatomy.ct_import import load_imported
+
+        anatomy = load_imported(ct_name)
+        middle = anatomy.levels[len(anatomy.levels) // 2] if anatomy.levels else None
+        default_iso = f"{middle}.body_center" if middle else None
+        isocentre = _isocentre(args.isocentre or default_iso, anatomy, None) if (args.isocentre or default_iso) \
+            else tuple(float(v) for v in 0.5 * (anatomy.grid.lo_mm + anatomy.grid.hi_mm))
+        seed = 0
+    else:
+        anatomy = _anatomy_for(loaded)
+        isocentre = _isocentre(args.isocentre, anatomy, loaded.scenario.target_level)
+        seed = loaded.scenario.patient.seed
+    pose = CArmPose(args.oblique, args.tilt, isocentre)
     scope = Fluoroscope(anatomy.mu_volume(), anatomy.world_from_voxel, args.size)
-    image = scope.render(pose, [], None, (loaded.scenario.patient.seed, 7, 0))
+    image = scope.render(pose, [], None, (seed, 7, 0))
     out = Path(args.out)
     try:
         Image.fromarray(image.display).save(out, format="PNG")
@@ -247,11 +260,36 @@ def cmd_render(args) -> int:
                         "world_from_voxel": anatomy.world_from_voxel.tolist(),
                         "oblique_deg": args.oblique, "tilt_deg": args.tilt,
                         "isocentre_mm": list(pose.isocentre_mm)}
+            if ct_name:
+                geometry.update(ct_geometry_fields(anatomy))
             Path(args.geometry).write_text(json.dumps(geometry, indent=1))
     except OSError as err:
         raise SpineSimError(f"{err.filename or out}: cannot write ({err.strerror})") from None
     print(str(out))
     return 0
+
+
+def ct_geometry_fields(anatomy) -> dict:
+    """What an independent renderer needs to recompute an imported CT's line integrals exactly:
+    the stored CT numbers (``world_from_voxel`` maps their indices), the HU to attenuation mapping
+    and the smoothing applied to it."""
+    import numpy as np
+
+    from simulator.anatomy.ct_import import HU_TO_MU, MU_SMOOTHING_VOXELS
+
+    table = [[upper if np.isfinite(upper) else "inf", material, mu_rho] for upper, material, mu_rho in HU_TO_MU]
+    return {
+        "frame": "the CT's own RAS frame (mm), as stored in its header",
+        "hu_volume": str(anatomy.folder / "hu.npy"),
+        "hu_to_mu": {
+            "table": table,
+            "table_columns": ["hu_upper_bound (inclusive)", "material", "mass_attenuation_cm2_per_g"],
+            "density_g_per_cm3": "max(0, min(0.001029 * HU + 1.030, 0.0005886 * HU + 1.03))",
+            "mu_per_mm": "density_g_per_cm3 * mass_attenuation_cm2_per_g / 10",
+            "then_gaussian_sigma_voxels": MU_SMOOTHING_VOXELS,
+            "interpolation": "trilinear, voxel centres at integer indices",
+        },
+    }
 
 
 def cmd_scenarios(args) -> int:

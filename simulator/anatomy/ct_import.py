@@ -58,6 +58,10 @@ HU_TO_MU = (
 )
 
 
+#: Gaussian smoothing of the attenuation volume, voxels (as the phantom's partial-volume edges).
+MU_SMOOTHING_VOXELS = 0.6
+
+
 def hu_to_density(hu) -> np.ndarray:
     """Mass density (g/cm3) from CT numbers (DeepDRR's two linear fits)."""
     h = np.asarray(hu, np.float32)
@@ -404,7 +408,7 @@ class ImportedAnatomy(Anatomy):
         """Attenuation at 60 keV from the CT numbers (:func:`hu_to_mu`), lightly smoothed as the
         phantom's."""
         if self._mu is None:
-            self._mu = ndimage.gaussian_filter(hu_to_mu(self.hu_volume()), 0.6).astype(np.float32)
+            self._mu = ndimage.gaussian_filter(hu_to_mu(self.hu_volume()), MU_SMOOTHING_VOXELS).astype(np.float32)
         return self._mu
 
     def tissue_at(self, points_mm: np.ndarray) -> np.ndarray:
