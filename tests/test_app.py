@@ -105,6 +105,12 @@ def test_holding_space_is_the_fluoroscopy_pedal(make_window, qtbot):
     qtbot.keyRelease(window, Qt.Key.Key_Space)
     rate = (sim.dose.dap_gy_cm2 - before[0]) / (sim.dose.fluoroscopy_s - before[1])
     assert rate < 0.5 * first_dap
+    # with subtraction on, the pedal runs a DSA run: the monitor says so
+    window.subtraction.setChecked(True)
+    qtbot.keyPress(window, Qt.Key.Key_Space)
+    assert "DSA" in window.monitor._caption
+    qtbot.keyRelease(window, Qt.Key.Key_Space)
+    assert any(e.kind == "fluoroscopy_started" and e.data["subtraction"] for e in sim.events)
 
 
 def test_standard_and_saved_views(make_window, qtbot):

@@ -12,7 +12,7 @@ import time
 import numpy as np
 from PyQt6.QtCore import QEvent, QObject, QRunnable, Qt, QThreadPool, QTimer, pyqtSignal
 from PyQt6.QtGui import QAction, QKeySequence, QShortcut
-from PyQt6.QtWidgets import (QApplication, QButtonGroup, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QGridLayout,
+from PyQt6.QtWidgets import (QApplication, QButtonGroup, QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QGridLayout,
                              QGroupBox, QHBoxLayout, QLabel, QListWidget, QMainWindow, QMessageBox,
                              QPushButton, QRadioButton, QSplitter, QTextBrowser, QVBoxLayout, QWidget)
 from pyvistaqt import QtInteractor
@@ -209,9 +209,14 @@ class MainWindow(QMainWindow):
         self.iris.setValue(300.0)
         self.iris.setSuffix(" mm field (iris)")
         self.iris.editingFinished.connect(lambda: self.execute(cmd.Collimate(field_mm=self.iris.value())))
+        self.subtraction = QCheckBox("Subtraction")
+        self.subtraction.setObjectName("subtraction")
+        self.subtraction.setToolTip("digital subtraction: the mask is taken when the pedal goes down; "
+                                    "about three times the dose per frame")
         grid.addWidget(QLabel("Fluoro (hold Space)"), 3, 0)
         grid.addWidget(self.pulse_rate, 3, 1)
-        grid.addWidget(self.iris, 3, 2, 1, 2)
+        grid.addWidget(self.iris, 3, 2)
+        grid.addWidget(self.subtraction, 3, 3)
         self.dose_label = QLabel()
         self.dose_label.setObjectName("dose")
         grid.addWidget(self.dose_label, 4, 0, 1, 4)
@@ -244,7 +249,7 @@ class MainWindow(QMainWindow):
         if self.sim.fluoroscopy_on or self._busy:
             return
         rate = self.pulse_rate.currentData()
-        if not self.execute(cmd.FluoroscopyOn(pulse_rate_pps=rate)):
+        if not self.execute(cmd.FluoroscopyOn(pulse_rate_pps=rate, subtraction=self.subtraction.isChecked())):
             return
         self._live_timer.start(int(1000.0 / (rate or 30.0)))
         self._show_live_frame()
@@ -261,7 +266,8 @@ class MainWindow(QMainWindow):
             self._live_timer.stop()
             return
         frame = self.sim.live_frame(max(self.elapsed_s(), self.sim.t_s))
-        self.monitor.show_image(frame.display, f"LIVE  {projection_name(frame.pose.oblique_deg, frame.pose.tilt_deg)}")
+        mode = "DSA" if self.subtraction.isChecked() else "LIVE"
+        self.monitor.show_image(frame.display, f"{mode}  {projection_name(frame.pose.oblique_deg, frame.pose.tilt_deg)}")
 
     def _needle_panel(self) -> QGroupBox:
         box = QGroupBox(f"Needle: {self.sim.needle.spec.name}")

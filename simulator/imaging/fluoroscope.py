@@ -25,6 +25,9 @@ from simulator.imaging.projector import ProjectorVolume, line_integrals
 PHOTONS_PER_PIXEL = 4.0e5
 
 
+#: Display window of a subtracted image (line integral differences): no change is mid-grey, a
+#: film of contrast (~0.3-0.6) dark, as subtraction images are shown.
+SUBTRACTION_WINDOW = (-0.5, 0.7)
 #: The anatomy's rays are spaced no wider than this many voxels at the isocentre (see
 #: :meth:`Fluoroscope.ray_stride`).
 FINEST_RAY_VOXELS = 0.75
@@ -124,12 +127,10 @@ class Fluoroscope:
         r, c = max(1, rows // 20), max(1, cols // 20)
         return float(anatomy[rows // 2 - r:rows // 2 + r, cols // 2 - c:cols // 2 + c].mean())
 
-    def render(self, pose: CArmPose, overlays: list[Overlay], contrast: ContrastField | None,
-               noise_seed: tuple[int, ...], photons_per_pixel: float = PHOTONS_PER_PIXEL,
-               field_mm: float = DETECTOR_SIZE_MM) -> XRayImage:
-        """The image at ``pose`` with ``overlays`` and ``contrast``; noise seeded by ``noise_seed``
-        at ``photons_per_pixel`` (unattenuated, per pixel: the exposure's dose), inside an iris of
-        ``field_mm`` diameter at the detector."""
+    def total_integrals(self, pose: CArmPose, overlays: list[Overlay], contrast: ContrastField | None
+                        ) -> tuple[Projection, np.ndarray]:
+        """Line integrals of everything in the beam at ``pose``: anatomy, ``overlays`` (the
+        needle) and ``contrast``, before noise."""
         projection, anatomy = self.anatomy_integrals(pose)
         total = anatomy.astype(np.float32).copy()
         if overlays:
@@ -141,8 +142,19 @@ class Fluoroscope:
                                                           projection, step_voxels=0.7)
                 self._contrast_key = key
             total += self._contrast_integrals
-        display = display_chain(total, self._window, np.random.default_rng(list(noise_seed)), photons_per_pixel,
-                                field_mm / DETECTOR_SIZE_MM)
+        return projection, total
+
+    def render(self, pose: CArmPose, overlays: list[Overlay], contrast: ContrastField | None,
+               noise_seed: tuple[int, ...], photons_per_pixel: float = PHOTONS_PER_PIXEL,
+               field_mm: float = DETECTOR_SIZE_MM, subtract: np.ndarray | None = None) -> XRayImage:
+        """The image at ``pose`` with ``overlays`` and ``contrast``; noise seeded by ``noise_seed``
+        at ``photons_per_pixel`` (unattenuated, per pixel: the exposure's dose), inside an iris of
+        ``field_mm`` diameter at the detector. ``subtract``: a mask's line integrals (digital
+        subtraction: only what changed since the mask shows, dark on mid-grey)."""
+        projection, total = self.total_integrals(pose, overlays, contrast)
+        window = self._window if subtract is None else SUBTRACTION_WINDOW
+        display = display_chain(total, window, np.random.default_rng(list(noise_seed)), photons_per_pixel,
+                                field_mm / DETECTOR_SIZE_MM, subtract)
         return XRayImage(display=display, line_integrals=total, projection=projection, pose=pose)
 
 
@@ -187,7 +199,8 @@ def _smooth_coarse(image: np.ndarray, factor: int = 4) -> np.ndarray:
 
 
 def display_chain(total: np.ndarray, window: tuple[float, float], rng: np.random.Generator,
-                  photons_per_pixel: float = PHOTONS_PER_PIXEL, iris_fraction: float = 1.0) -> np.ndarray:
+                  photons_per_pixel: float = PHOTONS_PER_PIXEL, iris_fraction: float = 1.0,
+                  subtract: np.ndarray | None = None) -> np.ndarray:
     """Line integrals to monitor grey levels (uint8), with quantum noise at ``photons_per_pixel``
     (unattenuated), blur, the circular field and the iris (``iris_fraction`` of the field's
     diameter; nothing reaches the detector outside it).
@@ -200,6 +213,8 @@ def display_chain(total: np.ndarray, window: tuple[float, float], rng: np.random
     expected = np.float32(photons_per_pixel) * np.exp(-np.clip(total, 0.0, 30.0, dtype=np.float32))
     counts = expected + np.sqrt(expected) * rng.standard_normal((rows, cols), dtype=np.float32)
     measured = -np.log(np.maximum(counts, np.float32(0.5)) / np.float32(photons_per_pixel))
+    if subtract is not None:
+        measured = measured - subtract  # the mask is an average of frames: its own noise is small
     measured = ndimage.correlate1d(ndimage.correlate1d(measured, _DETECTOR_BLUR, 0), _DETECTOR_BLUR, 1)
     # the edge enhancement every C-arm's image processing applies (unsharp mask)
     measured = measured + np.float32(0.8) * (measured - _smooth_coarse(measured))

@@ -18,7 +18,8 @@ command                     fields
                             ``isocentre_mm`` (optional)
 ``acquire_image``           (none): one exposure, kept in the attempt's images
 ``fluoroscopy_on``          ``pulse_rate_pps``: 7.5, 15 or 30 pulses per second, or absent
-                            for continuous (30 frames/s): the pedal goes down
+                            for continuous (30 frames/s); ``subtraction`` (bool): digital
+                            subtraction against a mask taken now: the pedal goes down
 ``fluoroscopy_off``         (none): the pedal comes up; the last frame is held on the monitor
 ``collimate``               ``field_mm`` (50-300): the iris's field diameter at the detector
 ``test_loss_of_resistance`` ``medium``: ``"saline"`` or ``"air"``
@@ -92,6 +93,7 @@ class AcquireImage(_Command):
 class FluoroscopyOn(_Command):
     command: Literal["fluoroscopy_on"] = "fluoroscopy_on"
     pulse_rate_pps: Literal[7.5, 15.0, 30.0] | None = None
+    subtraction: bool = False
 
 
 class FluoroscopyOff(_Command):

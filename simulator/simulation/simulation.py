@@ -85,6 +85,7 @@ class Simulation:
         self.field_mm = DETECTOR_SIZE_MM  # the iris's field at the detector
         self.last_image_hold: XRayImage | None = None  # the monitor's last frame of fluoroscopy
         self._fluoro_run: tuple[float, float | None] | None = None  # (since s, pulse rate) while on
+        self._subtraction_mask: np.ndarray | None = None  # line integrals at the start of a DSA run
         self._fluoro_segment_s = 0.0  # start of the run's stretch at the current pose and field
         self.spine_visible = False
         self.events: list[Event] = []
@@ -292,18 +293,16 @@ class Simulation:
                                  self.fluoroscope.pixel_mm)
 
     def current_image(self, noise_index: int | None = None, exposure: dose_mod.Exposure | None = None,
-                      noise_stream: int = 7) -> XRayImage:
+                      noise_stream: int = 7, subtract: np.ndarray | None = None) -> XRayImage:
         """An image at the current pose with the needle and contrast as they are now (no event), at
-        an acquisition's exposure unless ``exposure`` says otherwise."""
-        overlays = []
-        if self.needle.inserted:
-            overlays.append(Overlay(self.needle.shaft_polyline(), self.needle.spec.radius_mm))
+        an acquisition's exposure unless ``exposure`` says otherwise; ``subtract``: a subtraction
+        run's mask."""
         index = len(self.images) if noise_index is None else noise_index
         exposure = exposure or self._exposure("acquisition", 1)
-        return self.fluoroscope.render(self.carm_pose, overlays, self.contrast,
+        return self.fluoroscope.render(self.carm_pose, self._overlays(), self.contrast,
                                        (self.scenario.patient.seed, noise_stream, index),
                                        photons_per_pixel=exposure.photons_per_pixel_unattenuated,
-                                       field_mm=self.field_mm)
+                                       field_mm=self.field_mm, subtract=subtract)
 
     # ----------------------------------------------------------------------------- live fluoroscopy
     @property
@@ -316,7 +315,21 @@ class Simulation:
             raise CommandRefused("fluoroscopy is already on")
         self._fluoro_run = (self.t_s, c.pulse_rate_pps)
         self._fluoro_segment_s = self.t_s
-        self._emit("fluoroscopy_started", pulse_rate_pps=c.pulse_rate_pps)
+        self._subtraction_mask = self._scene_integrals() if c.subtraction else None
+        self._emit("fluoroscopy_started", pulse_rate_pps=c.pulse_rate_pps, subtraction=c.subtraction)
+
+    def _overlays(self) -> list[Overlay]:
+        if self.needle.inserted:
+            return [Overlay(self.needle.shaft_polyline(), self.needle.spec.radius_mm)]
+        return []
+
+    def _scene_integrals(self) -> np.ndarray:
+        """Everything in the beam now (the mask of a subtraction run)."""
+        return self.fluoroscope.total_integrals(self.carm_pose, self._overlays(), self.contrast)[1].copy()
+
+    @property
+    def _fluoro_mode(self) -> str:
+        return "subtraction" if self._subtraction_mask is not None else "fluoroscopy"
 
     def _do_fluoroscopy_off(self, c: cmd.FluoroscopyOff) -> None:
         if self._fluoro_run is None:
@@ -328,6 +341,7 @@ class Simulation:
         self._close_fluoro_stretch()
         self.last_image_hold = self.live_frame()
         self._fluoro_run = None
+        self._subtraction_mask = None
         self._emit("fluoroscopy_stopped", duration_s=round(self.t_s - since, 3), pulse_rate_pps=rate,
                    **self.dose.as_dict())
 
@@ -337,7 +351,7 @@ class Simulation:
             return
         duration = max(self.t_s - self._fluoro_segment_s, 0.0)
         frames = dose_mod.frames_in(duration, self._fluoro_run[1])
-        self.dose.add(self._exposure("fluoroscopy", frames), fluoroscopy_s=duration)
+        self.dose.add(self._exposure(self._fluoro_mode, frames), fluoroscopy_s=duration)
         self._fluoro_segment_s = self.t_s
 
     def live_frame(self, t_s: float | None = None) -> XRayImage:
@@ -349,9 +363,9 @@ class Simulation:
         since, rate = self._fluoro_run
         t = self.t_s if t_s is None else float(t_s)
         pulse = int(max(t - since, 0.0) * (dose_mod.CONTINUOUS_FPS if rate is None else rate))
-        exposure = self._exposure("fluoroscopy", 1)
+        exposure = self._exposure(self._fluoro_mode, 1)
         return self.current_image(noise_index=int(round(since * 1000.0)) * 100000 + pulse, exposure=exposure,
-                                  noise_stream=13)
+                                  noise_stream=13, subtract=self._subtraction_mask)
 
     def _do_collimate(self, c: cmd.Collimate) -> None:
         self._require_fluoroscopy("The collimator")
