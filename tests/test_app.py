@@ -133,6 +133,9 @@ def test_standard_and_saved_views(make_window, qtbot):
     assert "LPO 20" in window.views.itemText(window.views.count() - 1)
     window.take_image(wait=True)
     assert "LPO 20" in window.monitor._caption
+    # a magnification mode from the panel
+    window.magnification.activated.emit(window.magnification.findData(170.0))
+    assert sim.carm_pose.field_of_view_mm == 170.0
 
 
 def test_keyboard_drives_a_whole_fluoroscopy_attempt(make_window, qtbot):

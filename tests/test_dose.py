@@ -175,3 +175,52 @@ def test_digital_subtraction_shows_only_what_changed(make_sim):
     assert (darker > 20.0).mean() < 0.25  # and only where it went
     frame = sim._exposure("subtraction", 1)
     assert 2.3 < frame.air_kerma_mgy / sim._exposure("fluoroscopy", 1).air_kerma_mgy < 4.3
+
+
+def test_magnification_modes_zoom_the_image_and_cost_dose(make_sim):
+    """The 17 cm magnification mode spreads a smaller field over the same pixels: a point off the
+    central ray lands 300/170 times farther from the image centre; it needs more dose per frame (an
+    image intensifier: the square of the field ratio) while the smaller field keeps the DAP rate
+    about the same; the mode is kept when the C-arm moves."""
+    sim = make_sim(image_size_px=64)
+    point = np.asarray(sim.carm_pose.isocentre_mm) + np.array([20.0, 0.0, 15.0])
+    full = sim.fluoroscope.anatomy_integrals(sim.carm_pose)[0].project(point) - 31.5
+    wide = _tally(make_sim, 2.0, 15.0)
+    sim.apply(cmd.Magnify(field_of_view_mm=170.0))
+    zoomed = sim.fluoroscope.anatomy_integrals(sim.carm_pose)[0].project(point) - 31.5
+    assert np.linalg.norm(zoomed) == pytest.approx(np.linalg.norm(full) * 300.0 / 170.0, rel=0.01)
+    _run(sim, 2.0, 15.0)
+    # (the exposure control also sees a slightly different patch at the centre of the smaller field)
+    assert 2.5 < sim.dose.air_kerma_mgy / wide.air_kerma_mgy < 4.5
+    assert sim.dose.dap_gy_cm2 == pytest.approx(wide.dap_gy_cm2, rel=0.3)
+    # the rule itself, for the same patient thickness
+    for flat_panel, power in ((False, 2.0), (True, 1.0)):
+        full_field = dose.exposure(4.0, "fluoroscopy", 1, flat_panel=flat_panel)
+        magnified = dose.exposure(4.0, "fluoroscopy", 1, field_of_view_mm=170.0, flat_panel=flat_panel)
+        assert magnified.air_kerma_mgy / full_field.air_kerma_mgy == pytest.approx((300.0 / 170.0) ** power)
+    sim.apply(cmd.MoveCArm(oblique_deg=30.0, tilt_deg=0.0))
+    assert sim.carm_pose.field_of_view_mm == 170.0
+
+
+def test_a_flat_panel_shows_a_square_field(make_sim):
+    """With a flat panel (``[carm] detector``) the image fills its square: the corners are lit,
+    where an image intensifier's round field leaves them black."""
+    import tomllib
+
+    import tomli_w
+
+    from simulator.scenario.loader import load_scenario, parse_scenario
+    from simulator.simulation.simulation import Simulation
+
+    from spine_helpers import FLUORO_L4L5
+
+    intensifier = make_sim(image_size_px=64)
+    data = tomllib.loads(load_scenario(FLUORO_L4L5).text)
+    data["carm"] = {"detector": "flat_panel"}
+    panel = Simulation(parse_scenario(tomli_w.dumps(data), "flat panel"), anatomy=intensifier.anatomy,
+                       image_size_px=64)
+    for sim in (intensifier, panel):
+        sim.apply(cmd.AcquireImage())
+    corners = (slice(0, 4), slice(0, 4))
+    assert intensifier.images[-1].display[corners].max() == 0
+    assert panel.images[-1].display[corners].mean() > 20

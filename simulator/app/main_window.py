@@ -18,6 +18,7 @@ from PyQt6.QtWidgets import (QApplication, QButtonGroup, QCheckBox, QComboBox, Q
 from pyvistaqt import QtInteractor
 
 from simulator.errors import SpineSimError
+from simulator.imaging.carm import FIELDS_OF_VIEW_MM
 from simulator.imaging.views import projection_name, standard_views
 from simulator.protocol import commands as cmd
 from simulator.protocol.events import Event
@@ -217,9 +218,16 @@ class MainWindow(QMainWindow):
         grid.addWidget(self.pulse_rate, 3, 1)
         grid.addWidget(self.iris, 3, 2)
         grid.addWidget(self.subtraction, 3, 3)
+        self.magnification = QComboBox()
+        self.magnification.setObjectName("magnification")
+        for fov in FIELDS_OF_VIEW_MM:
+            self.magnification.addItem("Full field (30 cm)" if fov == 300.0 else f"Magnified ({fov / 10:.0f} cm)", fov)
+        self.magnification.activated.connect(
+            lambda i: self.execute(cmd.Magnify(field_of_view_mm=self.magnification.itemData(i))))
         self.dose_label = QLabel()
         self.dose_label.setObjectName("dose")
-        grid.addWidget(self.dose_label, 4, 0, 1, 4)
+        grid.addWidget(self.magnification, 4, 0)
+        grid.addWidget(self.dose_label, 4, 1, 1, 3)
         return box
 
     def _go_to_view(self, index: int) -> None:
@@ -614,6 +622,8 @@ def describe_event(event: Event) -> str | None:
                 f"{d['air_kerma_mgy']:.2f} mGy, {d['dap_gy_cm2']:.3f} Gy cm2.")
     if k == "collimated":
         return f"Iris set to a {d['field_mm']:.0f} mm field."
+    if k == "magnified":
+        return f"Field of view {d['field_of_view_mm'] / 10:.0f} cm."
     if k == "image_acquired":
         return f"X-ray #{d['index'] + 1} (oblique {d['oblique_deg']:+.0f}, tilt {d['tilt_deg']:+.0f})."
     if k == "contrast_injected":

@@ -27,6 +27,9 @@ SOURCE_TO_DETECTOR_MM = 1020.0
 SOURCE_TO_ISOCENTRE_MM = 530.0
 #: Detector side, mm: a 30 cm flat panel / 12-inch image intensifier field.
 DETECTOR_SIZE_MM = 300.0
+#: The fields of view a C-arm offers: full, and two magnification modes (reference 4.5: 12-inch
+#: field, 9-inch and 6-inch magnification), mm.
+FIELDS_OF_VIEW_MM = (300.0, 230.0, 170.0)
 
 
 @dataclass(frozen=True)
@@ -41,11 +44,15 @@ class CArmPose:
         Positive: detector towards the patient's head.
     isocentre_mm : tuple of float
         World point the central ray passes through (moved by moving the table).
+    field_of_view_mm : float
+        The detector's field in use: 300 mm, or a magnification mode (230, 170 mm) that spreads a
+        smaller field over the same pixels.
     """
 
     oblique_deg: float = 0.0
     tilt_deg: float = 0.0
     isocentre_mm: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    field_of_view_mm: float = 300.0
 
     def moved(self, **changes) -> "CArmPose":
         return replace(self, **changes)
@@ -131,6 +138,7 @@ def projection_for(pose: CArmPose, size_px: int = 512,
     """The projection of a square detector of ``size_px`` pixels at ``pose``."""
     d = detector_direction(pose.oblique_deg, pose.tilt_deg)
     iso = np.asarray(pose.isocentre_mm, float)
+    detector_size_mm = min(detector_size_mm, float(pose.field_of_view_mm))
     source = iso - d * source_to_isocentre_mm
     centre = source + d * source_to_detector_mm
     # image up: the patient's head projected onto the detector (for a pure cranio-caudal view,

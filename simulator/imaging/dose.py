@@ -124,7 +124,8 @@ def field_area_cm2_at_irp(field_mm: float) -> float:
 
 
 def exposure(central_integral: float, mode: str, frames: int, field_mm: float = DETECTOR_SIZE_MM,
-             pixel_mm: float = DETECTOR_SIZE_MM / 512) -> Exposure:
+             pixel_mm: float = DETECTOR_SIZE_MM / 512, field_of_view_mm: float = DETECTOR_SIZE_MM,
+             flat_panel: bool = False) -> Exposure:
     """The technique the AEC chooses and the dose of ``frames`` frames.
 
     Parameters
@@ -134,9 +135,15 @@ def exposure(central_integral: float, mode: str, frames: int, field_mm: float = 
     mode : {"fluoroscopy", "subtraction", "acquisition"}
     frames : int
     field_mm : float
-        Diameter of the collimated field at the detector, mm.
+        Diameter of the collimated field at the detector, mm (no wider than the field of view).
     pixel_mm : float
         Detector pixel size, mm (for the photon count per pixel).
+    field_of_view_mm : float
+        The magnification mode's field: a smaller field spread over the same display needs more
+        dose per frame, as the square of the field ratio for an image intensifier (the same light
+        output from a smaller input area) and in proportion for a flat panel (design rule after
+        vendors' dose-per-frame tables).
+    flat_panel : bool
     """
     if mode not in DETECTOR_TARGET_NGY:
         raise ValueError(f"unknown exposure mode {mode!r}")
@@ -145,11 +152,13 @@ def exposure(central_integral: float, mode: str, frames: int, field_mm: float = 
     output = _interp(kvp, "kerma_ugy_per_mas_at_1m")  # uGy per mAs at 1 m
     transmitted = math.exp(-integral * _interp(kvp, "water_mu_relative_to_60kev"))
     at_detector_per_mas = output * (1000.0 / SOURCE_TO_DETECTOR_MM) ** 2  # uGy per mAs, no patient
-    wanted = 1e-3 * DETECTOR_TARGET_NGY[mode] / (at_detector_per_mas * transmitted)
+    magnification = DETECTOR_SIZE_MM / min(float(field_of_view_mm), DETECTOR_SIZE_MM)
+    target_ngy = DETECTOR_TARGET_NGY[mode] * magnification ** (1.0 if flat_panel else 2.0)
+    wanted = 1e-3 * target_ngy / (at_detector_per_mas * transmitted)
     mas = float(min(wanted, MAX_MAS_PER_FRAME[mode]))
     kerma_irp_ugy = output * mas * (1000.0 / SOURCE_TO_IRP_MM) ** 2
     air_kerma_mgy = 1e-3 * kerma_irp_ugy * frames
-    dap = 1e-6 * kerma_irp_ugy * field_area_cm2_at_irp(field_mm) * frames
+    dap = 1e-6 * kerma_irp_ugy * field_area_cm2_at_irp(min(field_mm, field_of_view_mm)) * frames
     unattenuated_ugy = at_detector_per_mas * mas
     return Exposure(mode, kvp, mas, int(frames), unattenuated_ugy * transmitted, air_kerma_mgy, dap,
                     unattenuated_ugy * PHOTONS_PER_MM2_PER_UGY * pixel_mm ** 2)

@@ -63,9 +63,13 @@ class Fluoroscope:
     world_from_voxel : ndarray (4, 4)
     size_px : int
         Image rows and columns.
+    flat_panel : bool
+        A flat-panel detector (square field, no vignetting) instead of an image intensifier.
     """
 
-    def __init__(self, mu_per_mm: np.ndarray, world_from_voxel: np.ndarray, size_px: int = 512):
+    def __init__(self, mu_per_mm: np.ndarray, world_from_voxel: np.ndarray, size_px: int = 512,
+                 flat_panel: bool = False):
+        self.flat_panel = flat_panel
         self.volume = ProjectorVolume(mu_per_mm, world_from_voxel)
         self.world_from_voxel = world_from_voxel
         self.size_px = size_px
@@ -114,10 +118,9 @@ class Fluoroscope:
             self._contrast_key = None
         return self._projection, self._anatomy
 
-    @property
-    def pixel_mm(self) -> float:
-        """Detector pixel size, mm."""
-        return DETECTOR_SIZE_MM / self.size_px
+    def pixel_mm(self, pose: CArmPose) -> float:
+        """Detector pixel size at ``pose``'s field of view, mm."""
+        return min(DETECTOR_SIZE_MM, pose.field_of_view_mm) / self.size_px
 
     def central_integral(self, pose: CArmPose) -> float:
         """Mean anatomy line integral over the central tenth of the field (what the exposure
@@ -153,8 +156,9 @@ class Fluoroscope:
         subtraction: only what changed since the mask shows, dark on mid-grey)."""
         projection, total = self.total_integrals(pose, overlays, contrast)
         window = self._window if subtract is None else SUBTRACTION_WINDOW
+        field_of_view = min(DETECTOR_SIZE_MM, pose.field_of_view_mm)
         display = display_chain(total, window, np.random.default_rng(list(noise_seed)), photons_per_pixel,
-                                field_mm / DETECTOR_SIZE_MM, subtract)
+                                min(field_mm / field_of_view, 1.0), subtract, square=self.flat_panel)
         return XRayImage(display=display, line_integrals=total, projection=projection, pose=pose)
 
 
@@ -169,11 +173,14 @@ def auto_window(anatomy: np.ndarray) -> tuple[float, float]:
 
 
 @lru_cache(maxsize=16)
-def _field_mask(rows: int, cols: int, iris_fraction: float) -> np.ndarray:
+def _field_mask(rows: int, cols: int, iris_fraction: float, square: bool = False) -> np.ndarray:
     """The image intensifier's circular field with a soft edge and slight vignetting, inside the
-    iris (float32, 0-255 scale folded in)."""
+    iris; a flat panel's square field, even, inside the iris (float32, 0-255 scale folded in)."""
     rr, cc = np.ogrid[:rows, :cols]
     radius = np.hypot((rr - (rows - 1) / 2) / (rows / 2), (cc - (cols - 1) / 2) / (cols / 2))
+    if square:
+        edge = np.ones((rows, cols)) if iris_fraction >= 1.0 else np.clip((iris_fraction - radius) / 0.02, 0.0, 1.0)
+        return (255.0 * edge).astype(np.float32)
     vignette = 1.0 - 0.18 * radius ** 2
     edge = np.clip((min(0.985, iris_fraction) - radius) / 0.02, 0.0, 1.0)
     return (255.0 * vignette * edge).astype(np.float32)
@@ -200,7 +207,7 @@ def _smooth_coarse(image: np.ndarray, factor: int = 4) -> np.ndarray:
 
 def display_chain(total: np.ndarray, window: tuple[float, float], rng: np.random.Generator,
                   photons_per_pixel: float = PHOTONS_PER_PIXEL, iris_fraction: float = 1.0,
-                  subtract: np.ndarray | None = None) -> np.ndarray:
+                  subtract: np.ndarray | None = None, square: bool = False) -> np.ndarray:
     """Line integrals to monitor grey levels (uint8), with quantum noise at ``photons_per_pixel``
     (unattenuated), blur, the circular field and the iris (``iris_fraction`` of the field's
     diameter; nothing reaches the detector outside it).
@@ -220,4 +227,5 @@ def display_chain(total: np.ndarray, window: tuple[float, float], rng: np.random
     measured = measured + np.float32(0.8) * (measured - _smooth_coarse(measured))
     lo, hi = window
     index = np.clip((hi - measured) * np.float32(4096.0 / (hi - lo)), 0.0, 4096.0).astype(np.int32)
-    return np.round(_GAMMA_LUT[index] * _field_mask(rows, cols, round(float(iris_fraction), 4))).astype(np.uint8)
+    mask = _field_mask(rows, cols, round(float(iris_fraction), 4), square)
+    return np.round(_GAMMA_LUT[index] * mask).astype(np.uint8)

@@ -22,6 +22,7 @@ command                     fields
                             subtraction against a mask taken now: the pedal goes down
 ``fluoroscopy_off``         (none): the pedal comes up; the last frame is held on the monitor
 ``collimate``               ``field_mm`` (50-300): the iris's field diameter at the detector
+``magnify``                 ``field_of_view_mm``: 300 (full), 230 or 170 (magnification modes)
 ``test_loss_of_resistance`` ``medium``: ``"saline"`` or ``"air"``
 ``inject_contrast``         ``volume_ml`` (0 < v <= 10)
 ``palpate``                 ``point_mm`` [x, y, z] near the skin
@@ -100,6 +101,11 @@ class FluoroscopyOff(_Command):
     command: Literal["fluoroscopy_off"] = "fluoroscopy_off"
 
 
+class Magnify(_Command):
+    command: Literal["magnify"] = "magnify"
+    field_of_view_mm: Literal[300.0, 230.0, 170.0]
+
+
 class Collimate(_Command):
     command: Literal["collimate"] = "collimate"
     field_mm: float = Field(ge=50.0, le=300.0)
@@ -159,7 +165,7 @@ class Finish(_Command):
 
 
 Command = Annotated[
-    Union[SetEntry, Advance, Withdraw, Redirect, MoveCArm, AcquireImage, FluoroscopyOn, FluoroscopyOff, Collimate,
+    Union[SetEntry, Advance, Withdraw, Redirect, MoveCArm, AcquireImage, FluoroscopyOn, FluoroscopyOff, Collimate, Magnify,
           TestLossOfResistance,
           InjectContrast, Palpate, ChooseNeedle, RotateBevel, BendTip, AttachSyringe, DetachSyringe, Aspirate,
           SetSpineVisible, Finish],

@@ -99,6 +99,13 @@ class ViewSection(_Strict):
     allow_spine_toggle: bool = True
 
 
+class CArmSection(_Strict):
+    """The C-arm: an image intensifier (circular field, the classic mobile C-arm) or a flat
+    panel (square field)."""
+
+    detector: Literal["image_intensifier", "flat_panel"] = "image_intensifier"
+
+
 class LimitsSection(_Strict):
     time_s: float = Field(default=900.0, gt=0.0)
     images: int = Field(default=60, ge=0)
@@ -128,6 +135,7 @@ class Scenario(_Strict):
     needle: NeedleSection = NeedleSection()
     anatomy: AnatomySection = AnatomySection()
     view: ViewSection = ViewSection()
+    carm: CArmSection = CArmSection()
     limits: LimitsSection = LimitsSection()
     scoring: ScoringSection = ScoringSection()
 

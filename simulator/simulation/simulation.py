@@ -42,7 +42,7 @@ NOMINAL_SECONDS = {
     "acquire_image": 2.0, "test_loss_of_resistance": 2.0, "inject_contrast": 4.0, "palpate": 3.0,
     "set_spine_visible": 1.0, "finish": 1.0, "rotate_bevel": 1.5, "bend_tip": 5.0, "attach_syringe": 4.0,
     "detach_syringe": 2.0, "aspirate": 3.0, "choose_needle": 5.0,
-    "fluoroscopy_on": 0.2, "fluoroscopy_off": 1.0, "collimate": 1.0,
+    "fluoroscopy_on": 0.2, "fluoroscopy_off": 1.0, "collimate": 1.0, "magnify": 1.0,
 }
 #: Tissues whose entry is announced as "ligament entered" (the hands feel the change to firm).
 LIGAMENTS = ("supraspinous_ligament", "interspinous_ligament", "ligamentum_flavum", "sacrococcygeal_ligament")
@@ -134,7 +134,7 @@ class Simulation:
     def fluoroscope(self) -> Fluoroscope:
         if self._fluoroscope is None:
             self._fluoroscope = Fluoroscope(self.anatomy.mu_volume(), self.anatomy.world_from_voxel,
-                                            self.image_size_px)
+                                            self.image_size_px, flat_panel=self.scenario.carm.detector == "flat_panel")
         return self._fluoroscope
 
     @property
@@ -273,7 +273,7 @@ class Simulation:
         bounds = np.stack([self.anatomy.grid.lo_mm, self.anatomy.grid.hi_mm])
         if np.any(np.asarray(iso) < bounds[0] - 100.0) or np.any(np.asarray(iso) > bounds[1] + 100.0):
             raise CommandRefused("isocentre is outside the patient's region")
-        self.carm_pose = CArmPose(float(c.oblique_deg), float(c.tilt_deg), iso)
+        self.carm_pose = CArmPose(float(c.oblique_deg), float(c.tilt_deg), iso, self.carm_pose.field_of_view_mm)
         self._emit("carm_moved", oblique_deg=c.oblique_deg, tilt_deg=c.tilt_deg, isocentre_mm=list(iso))
 
     def _do_acquire_image(self, c: cmd.AcquireImage) -> None:
@@ -289,8 +289,10 @@ class Simulation:
                    tilt_deg=self.carm_pose.tilt_deg, **exposure.as_dict())
 
     def _exposure(self, mode: str, frames: int) -> dose_mod.Exposure:
-        return dose_mod.exposure(self.fluoroscope.central_integral(self.carm_pose), mode, frames, self.field_mm,
-                                 self.fluoroscope.pixel_mm)
+        pose = self.carm_pose
+        return dose_mod.exposure(self.fluoroscope.central_integral(pose), mode, frames, self.field_mm,
+                                 self.fluoroscope.pixel_mm(pose), pose.field_of_view_mm,
+                                 self.fluoroscope.flat_panel)
 
     def current_image(self, noise_index: int | None = None, exposure: dose_mod.Exposure | None = None,
                       noise_stream: int = 7, subtract: np.ndarray | None = None) -> XRayImage:
@@ -366,6 +368,12 @@ class Simulation:
         exposure = self._exposure(self._fluoro_mode, 1)
         return self.current_image(noise_index=int(round(since * 1000.0)) * 100000 + pulse, exposure=exposure,
                                   noise_stream=13, subtract=self._subtraction_mask)
+
+    def _do_magnify(self, c: cmd.Magnify) -> None:
+        self._require_fluoroscopy("Magnification")
+        self._close_fluoro_stretch()
+        self.carm_pose = self.carm_pose.moved(field_of_view_mm=float(c.field_of_view_mm))
+        self._emit("magnified", field_of_view_mm=float(c.field_of_view_mm))
 
     def _do_collimate(self, c: cmd.Collimate) -> None:
         self._require_fluoroscopy("The collimator")
