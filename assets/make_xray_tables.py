@@ -11,12 +11,16 @@ added filtration 3 mm Al + 0.1 mm Cu (reference section 4.4). For each kVp the t
 kerma per mAs at 1 m free in air (what dose is computed from), the mean energy and first half-value
 layer (beam quality), the mean energy behind 20 cm of water (the energy the image's attenuation is
 effectively at) and water's attenuation there relative to 60 keV (xraydb, Elam cross-sections),
-which scales the image's 60 keV line integrals to the beam's in the exposure control.
+which scales the image's 60 keV line integrals to the beam's in the exposure control; and the
+spectrum itself in 5 keV bins (energy-weighted, as an energy-integrating detector sees it) with
+water's attenuation in each bin relative to 60 keV, over which the image's transmission is summed.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+
+import numpy as np
 
 KVPS = (60, 65, 70, 75, 80, 85, 90, 95, 100, 105, 110, 115, 120)
 FILTERS = (("Al", 3.0), ("Cu", 0.1))
@@ -38,9 +42,24 @@ def main() -> None:
         kerma = spek.get_kerma()  # uGy per mAs at 1 m (SpekPy's defaults: z = 100 cm, 1 mAs)
         emean = spek.get_emean()
         hvl = spek.get_hvl1()
+        energies, fluence = spek.get_spectrum()  # keV bin centres, photons per keV
         spek.filter("Water", 200.0)
         behind = spek.get_emean()
-        rows.append((kvp, kerma, emean, hvl, behind, water_mu(behind) / water_mu(60.0)))
+        # the spectrum in 5 keV bins, weighted by energy (an energy-integrating detector), with
+        # water's attenuation in each bin relative to 60 keV
+        edges = np.arange(10.0, kvp + 5.0, 5.0)
+        centres, weights, ratios = [], [], []
+        for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+            inside = (energies >= lo) & (energies < hi)
+            w = float((fluence[inside] * energies[inside]).sum())
+            if w <= 0.0:
+                continue
+            e = float((fluence[inside] * energies[inside] ** 2).sum() / w)
+            centres.append(e)
+            weights.append(w)
+            ratios.append(water_mu(e) / water_mu(60.0))
+        weights = list(np.asarray(weights) / np.sum(weights))
+        rows.append((kvp, kerma, emean, hvl, behind, water_mu(behind) / water_mu(60.0), centres, weights, ratios))
     lines = [
         "# The C-arm tube: air kerma per mAs at 1 m and beam quality by kVp.",
         "# Source: SpekPy 2.5.4 (Poludniowski et al., Phys Med Biol 2021; tungsten anode, 12 degree",
@@ -51,11 +70,14 @@ def main() -> None:
         f'filtration = "{" + ".join(f"{mm:g} mm {m}" for m, mm in FILTERS)}"',
         "",
     ]
-    for kvp, kerma, emean, hvl, behind, ratio in rows:
+    for kvp, kerma, emean, hvl, behind, ratio, centres, weights, ratios in rows:
         lines += ["[[kvp]]", f"kvp = {kvp}", f"kerma_ugy_per_mas_at_1m = {kerma:.3f}",
                   f"mean_energy_kev = {emean:.2f}", f"hvl_mm_al = {hvl:.3f}",
                   f"mean_energy_behind_20cm_water_kev = {behind:.2f}",
-                  f"water_mu_relative_to_60kev = {ratio:.4f}", ""]
+                  f"water_mu_relative_to_60kev = {ratio:.4f}",
+                  f"bin_energy_kev = [{', '.join(f'{e:.2f}' for e in centres)}]",
+                  f"bin_energy_weight = [{', '.join(f'{w:.5f}' for w in weights)}]",
+                  f"bin_water_mu_relative_to_60kev = [{', '.join(f'{r:.4f}' for r in ratios)}]", ""]
     out = Path(__file__).resolve().parent / "xray_tube.toml"
     out.write_text("\n".join(lines), encoding="utf-8")
     print("wrote", out)

@@ -262,3 +262,31 @@ def test_a_full_size_image_casts_fewer_rays_and_looks_the_same(small_anatomy, vi
     # a small image already has rays coarser than the voxels: one per pixel
     assert Fluoroscope(small_anatomy.mu_volume(), small_anatomy.world_from_voxel, SIZE).ray_stride(
         projection_for(pose, SIZE)) == 1
+
+
+def test_the_spectrum_hardens_and_higher_kvp_lowers_contrast():
+    """Transmission summed over the tube's spectrum: one 60 keV bin gives Beer-Lambert back exactly;
+    a real spectrum attenuates a thin layer more than 60 keV would (its soft photons) and each
+    further centimetre less (beam hardening); at 110 kVp the same patient attenuates less than at
+    70 kVp (less contrast)."""
+    from simulator.imaging.spectrum import effective_integral, polychromatic
+
+    a = np.linspace(0.0, 12.0, 121)
+    assert np.allclose(effective_integral(a, [1.0], [1.0]), a)
+    seen = polychromatic(a, 80.0)
+    slope = np.diff(seen) / np.diff(a)
+    assert slope[0] > 1.05 and slope[-1] < slope[0] and np.all(np.diff(slope) <= 1e-4)
+    assert polychromatic(np.array([6.0]), 110.0)[0] < polychromatic(np.array([6.0]), 70.0)[0]
+
+
+def test_images_use_the_exposures_kvp(make_sim):
+    """An acquired image of a thick lateral (the exposure control raises kVp) is rendered at that
+    kVp: its grey levels differ from the same scene at a single 60 keV, and the exposure's kVp is in
+    the event."""
+    sim = make_sim(image_size_px=64)
+    sim.apply(cmd.MoveCArm(oblique_deg=90.0, tilt_deg=0.0))
+    events = sim.apply(cmd.AcquireImage())
+    kvp = next(e for e in events if e.kind == "image_acquired").data["kvp"]
+    assert kvp > 80.0
+    mono = sim.fluoroscope.render(sim.carm_pose, [], None, (sim.scenario.patient.seed, 7, 0))
+    assert not np.array_equal(mono.display, sim.images[-1].display)

@@ -19,6 +19,7 @@ from simulator.imaging.carm import (DETECTOR_SIZE_MM, SOURCE_TO_DETECTOR_MM, SOU
 from simulator.imaging.contrast import ContrastField
 from simulator.imaging.overlay import Overlay, overlay_integrals
 from simulator.imaging.projector import ProjectorVolume, line_integrals
+from simulator.imaging.spectrum import polychromatic
 
 #: Photons per pixel before the patient when no exposure is given (about a single acquisition's):
 #: sets the quantum noise. The simulation passes each exposure's own (see :mod:`.dose`).
@@ -149,15 +150,24 @@ class Fluoroscope:
 
     def render(self, pose: CArmPose, overlays: list[Overlay], contrast: ContrastField | None,
                noise_seed: tuple[int, ...], photons_per_pixel: float = PHOTONS_PER_PIXEL,
-               field_mm: float = DETECTOR_SIZE_MM, subtract: np.ndarray | None = None) -> XRayImage:
+               field_mm: float = DETECTOR_SIZE_MM, subtract: np.ndarray | None = None,
+               kvp: float | None = None) -> XRayImage:
         """The image at ``pose`` with ``overlays`` and ``contrast``; noise seeded by ``noise_seed``
         at ``photons_per_pixel`` (unattenuated, per pixel: the exposure's dose), inside an iris of
         ``field_mm`` diameter at the detector. ``subtract``: a mask's line integrals (digital
-        subtraction: only what changed since the mask shows, dark on mid-grey)."""
+        subtraction: only what changed since the mask shows, dark on mid-grey). ``kvp``: the beam's
+        spectrum (transmission summed over it, :mod:`.spectrum`); ``None``: a single 60 keV."""
         projection, total = self.total_integrals(pose, overlays, contrast)
         window = self._window if subtract is None else SUBTRACTION_WINDOW
+        seen = total
+        if kvp is not None:
+            seen = polychromatic(total, kvp)
+            if subtract is not None:
+                subtract = polychromatic(subtract, kvp)
+            else:
+                window = tuple(float(v) for v in polychromatic(np.array(window), kvp))
         field_of_view = min(DETECTOR_SIZE_MM, pose.field_of_view_mm)
-        display = display_chain(total, window, np.random.default_rng(list(noise_seed)), photons_per_pixel,
+        display = display_chain(seen, window, np.random.default_rng(list(noise_seed)), photons_per_pixel,
                                 min(field_mm / field_of_view, 1.0), subtract, square=self.flat_panel)
         return XRayImage(display=display, line_integrals=total, projection=projection, pose=pose)
 

@@ -304,7 +304,7 @@ class Simulation:
         return self.fluoroscope.render(self.carm_pose, self._overlays(), self.contrast,
                                        (self.scenario.patient.seed, noise_stream, index),
                                        photons_per_pixel=exposure.photons_per_pixel_unattenuated,
-                                       field_mm=self.field_mm, subtract=subtract)
+                                       field_mm=self.field_mm, subtract=subtract, kvp=exposure.kvp)
 
     # ----------------------------------------------------------------------------- live fluoroscopy
     @property
