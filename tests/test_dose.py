@@ -129,6 +129,10 @@ def test_fluoroscopy_commands_that_make_no_sense_are_refused(make_sim):
                 {"command": "collimate", "field_mm": 20.0}, {"command": "collimate", "field_mm": float("nan")}):
         with pytest.raises(SpineSimError):
             sim.apply(bad)
+    tally = dict(sim.dose.as_dict())
+    with pytest.raises(CommandRefused, match="isocentre"):  # a refused move counts nothing
+        sim.apply(cmd.MoveCArm(oblique_deg=0.0, tilt_deg=0.0, isocentre_mm=(5000.0, 0.0, 0.0)), t_s=sim.t_s + 1.0)
+    assert sim.dose.as_dict() == tally
     sim.apply(cmd.Finish(), t_s=sim.t_s + 3.0)
     assert sim.dose.fluoroscopy_s == pytest.approx(3.0)
     assert sim.scorecard.metrics["fluoroscopy_s"] == pytest.approx(3.0)

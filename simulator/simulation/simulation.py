@@ -268,11 +268,11 @@ class Simulation:
 
     def _do_move_carm(self, c: cmd.MoveCArm) -> None:
         self._require_fluoroscopy("The C-arm")
-        self._close_fluoro_stretch()  # the technique changes with the pose
         iso = self.carm_pose.isocentre_mm if c.isocentre_mm is None else tuple(float(v) for v in c.isocentre_mm)
         bounds = np.stack([self.anatomy.grid.lo_mm, self.anatomy.grid.hi_mm])
         if np.any(np.asarray(iso) < bounds[0] - 100.0) or np.any(np.asarray(iso) > bounds[1] + 100.0):
             raise CommandRefused("isocentre is outside the patient's region")
+        self._close_fluoro_stretch()  # the technique changes with the pose
         self.carm_pose = CArmPose(float(c.oblique_deg), float(c.tilt_deg), iso, self.carm_pose.field_of_view_mm)
         self._emit("carm_moved", oblique_deg=c.oblique_deg, tilt_deg=c.tilt_deg, isocentre_mm=list(iso))
 
