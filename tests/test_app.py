@@ -133,6 +133,14 @@ def test_standard_and_saved_views(make_window, qtbot):
     assert "LPO 20" in window.views.itemText(window.views.count() - 1)
     window.take_image(wait=True)
     assert "LPO 20" in window.monitor._caption
+    # window/level on the monitor: a narrow window stretches the grey levels (more contrast)
+    assert np.array_equal(window.monitor.displayed(), window.monitor.image)
+    raw = window.monitor.image.astype(float)
+    window.level_box.setValue(int(np.median(raw[raw > 0])))
+    window.width_box.setValue(64)
+    shown = window.monitor.displayed().astype(float)
+    inside = raw > 0
+    assert shown[inside].std() > 1.5 * raw[inside].std()
     # a magnification mode from the panel
     window.magnification.activated.emit(window.magnification.findData(170.0))
     assert sim.carm_pose.field_of_view_mm == 170.0

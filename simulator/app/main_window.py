@@ -12,7 +12,7 @@ import time
 import numpy as np
 from PyQt6.QtCore import QEvent, QObject, QRunnable, Qt, QThreadPool, QTimer, pyqtSignal
 from PyQt6.QtGui import QAction, QKeySequence, QShortcut
-from PyQt6.QtWidgets import (QApplication, QButtonGroup, QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QGridLayout,
+from PyQt6.QtWidgets import (QApplication, QButtonGroup, QCheckBox, QComboBox, QSpinBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QGridLayout,
                              QGroupBox, QHBoxLayout, QLabel, QListWidget, QMainWindow, QMessageBox,
                              QPushButton, QRadioButton, QSplitter, QTextBrowser, QVBoxLayout, QWidget)
 from pyvistaqt import QtInteractor
@@ -218,6 +218,21 @@ class MainWindow(QMainWindow):
         grid.addWidget(self.pulse_rate, 3, 1)
         grid.addWidget(self.iris, 3, 2)
         grid.addWidget(self.subtraction, 3, 3)
+        self.level_box = QSpinBox()
+        self.level_box.setObjectName("monitor_level")
+        self.level_box.setRange(0, 255)
+        self.level_box.setValue(128)
+        self.level_box.setPrefix("Level ")
+        self.width_box = QSpinBox()
+        self.width_box.setObjectName("monitor_width")
+        self.width_box.setRange(8, 512)
+        self.width_box.setValue(256)
+        self.width_box.setPrefix("Window ")
+        for spin in (self.level_box, self.width_box):
+            spin.valueChanged.connect(lambda _=0: self.monitor.set_window(self.level_box.value(),
+                                                                          self.width_box.value()))
+        grid.addWidget(self.level_box, 5, 0)
+        grid.addWidget(self.width_box, 5, 1)
         self.magnification = QComboBox()
         self.magnification.setObjectName("magnification")
         for fov in FIELDS_OF_VIEW_MM:

@@ -20,7 +20,9 @@ class QtXRayMonitor(QLabel):
         self.setStyleSheet("background: black; color: #8a9099;")
         self._image: np.ndarray | None = None
         self._caption = ""
-        self.setText("No image yet.\nPress F (or Space) to take an X-ray.")
+        self.setText("No image yet.\nPress F to take an X-ray, hold Space for fluoroscopy.")
+        self.level = 128.0  # window centre on the monitor's grey scale (brightness)
+        self.width_grey = 256.0  # window width (contrast: narrower is harder)
 
     @property
     def image(self) -> np.ndarray | None:
@@ -31,6 +33,20 @@ class QtXRayMonitor(QLabel):
         self._caption = caption
         self._refresh()
 
+    def set_window(self, level: float, width: float) -> None:
+        """The monitor's window/level (brightness and contrast) over its 0-255 grey scale."""
+        self.level = float(np.clip(level, 0.0, 255.0))
+        self.width_grey = float(np.clip(width, 8.0, 512.0))
+        self._refresh()
+
+    def displayed(self) -> np.ndarray | None:
+        """The image as the monitor shows it, after window/level."""
+        if self._image is None:
+            return None
+        lo = self.level - 0.5 * self.width_grey
+        out = (self._image.astype(np.float32) - lo) * (256.0 / self.width_grey)
+        return np.clip(np.round(out), 0, 255).astype(np.uint8)
+
     def resizeEvent(self, event):  # noqa: N802 (Qt name)
         super().resizeEvent(event)
         self._refresh()
@@ -38,8 +54,9 @@ class QtXRayMonitor(QLabel):
     def _refresh(self) -> None:
         if self._image is None:
             return
-        h, w = self._image.shape
-        qimg = QImage(self._image.data, w, h, w, QImage.Format.Format_Grayscale8).copy()
+        shown = np.ascontiguousarray(self.displayed())
+        h, w = shown.shape
+        qimg = QImage(shown.data, w, h, w, QImage.Format.Format_Grayscale8).copy()
         side = max(64, min(self.width(), self.height()) - 4)
         pix = QPixmap.fromImage(qimg).scaled(side, side, Qt.AspectRatioMode.KeepAspectRatio,
                                              Qt.TransformationMode.SmoothTransformation)
