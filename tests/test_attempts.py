@@ -10,7 +10,8 @@ import pytest
 import tomli_w
 
 from simulator.errors import CommandRefused
-from simulator.procedures.lumbar_interlaminar import clear_path_entry, squaring_tilt_deg
+from simulator.imaging.views import squaring_tilt_deg
+from simulator.procedures.lumbar_interlaminar import clear_path_entry
 from simulator.protocol import commands as cmd
 from simulator.records.attempt_file import AttemptRecord, read_record, write_record
 from simulator.scenario.loader import load_scenario, parse_scenario

@@ -10,7 +10,8 @@ from simulator.anatomy.tissues import tissue_table
 
 from simulator.errors import CommandRefused, SpineSimError
 from simulator.needle.resistance import HIGH_MMHG, LOSS_MMHG
-from simulator.procedures.lumbar_interlaminar import clear_path_entry, squaring_tilt_deg
+from simulator.imaging.views import squaring_tilt_deg
+from simulator.procedures.lumbar_interlaminar import clear_path_entry
 from simulator.protocol import commands as cmd
 from simulator.protocol.commands import parse_command
 

@@ -20,7 +20,8 @@ from simulator.geometry import frames
 from simulator.needle.needle import Needle
 from simulator.needle.spec import needle_spec
 
-from simulator.procedures.lumbar_interlaminar import clear_path_entry, squaring_tilt_deg
+from simulator.imaging.views import squaring_tilt_deg
+from simulator.procedures.lumbar_interlaminar import clear_path_entry
 
 from spine_helpers import clear_line, dedup, lines_to_the_midline, phantom, skin_entry_on_line, slit_point, tilted
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from simulator.procedures.lumbar_interlaminar import clear_path_entry, squaring_tilt_deg
+from simulator.imaging.views import squaring_tilt_deg
+from simulator.procedures.lumbar_interlaminar import clear_path_entry
 
 from spine_helpers import dedup, tissues_along
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from simulator.anatomy.tissues import tissue_table
 from simulator.geometry import frames
 from simulator.imaging.carm import detector_direction
 
@@ -61,7 +62,8 @@ def _beam_along(direction: np.ndarray) -> tuple[float, float]:
 
 
 def squaring_tilt_deg(anatomy, interspace: str) -> float:
-    """Tilt that runs the beam along the superior endplate of the interspace's lower vertebra."""
+    """Tilt that runs the beam along the superior endplate of the interspace's lower vertebra,
+    which opens the interlaminar window ("squares" the endplate)."""
     normal = anatomy.endplate_normal(interspace.split("-")[1])
     return float(np.degrees(np.arctan2(normal[1], normal[2])))
 
@@ -78,8 +80,6 @@ def _widest_foramen(anatomy, centre: np.ndarray, detector_sign: float) -> tuple[
     """The pose at which the line of sight through the foramen's centre meets the least bone (the
     radiographer turns the C-arm until the foramen opens): over obliques of 20-85 degrees with the
     detector on ``detector_sign``'s side and tilts of +-20, the middle of the clearest range."""
-    from simulator.anatomy.tissues import tissue_table
-
     is_bone = tissue_table().is_bone
     t = np.arange(-25.0, 25.0, 0.25)
     obliques = np.arange(20.0, 85.01, 2.0) * detector_sign

@@ -99,13 +99,6 @@ def classify(anatomy: Anatomy, tip_mm: np.ndarray | None, target_interspace: str
 
 
 # ------------------------------------------------------------------------------ expert technique
-def squaring_tilt_deg(anatomy: Anatomy, interspace: str) -> float:
-    """C-arm tilt that makes the beam run along the superior endplate of the lower vertebra,
-    which opens the interlaminar window ("squares" the endplate)."""
-    normal = anatomy.endplate_normal(interspace.split("-")[1])
-    return float(np.degrees(np.arctan2(normal[1], normal[2])))
-
-
 def clear_path_entry(anatomy: Anatomy, target_mm: np.ndarray, beam_tilt_deg: float) -> tuple[np.ndarray, np.ndarray]:
     """A bone-free straight path from the skin to ``target_mm``, the way an expert plans it.
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from simulator.anatomy.tissues import tissue_table
 from simulator.geometry import frames
+from simulator.imaging.views import squaring_tilt_deg
 from simulator.needle.needle import Needle
 from simulator.procedures import lumbar_interlaminar as procedure
 from simulator.protocol import commands as cmd
@@ -87,7 +88,7 @@ def run_reference(sim: Simulation, finish: bool = True) -> Simulation:
         target = target + CERVICAL_OFFSET_MM * frames.RIGHT
     window = anatomy.landmark(f"{interspace}.interlaminar_center")
     fluoro = sim.guidance == "fluoroscopy"
-    tilt = procedure.squaring_tilt_deg(anatomy, interspace) if fluoro else 0.0
+    tilt = squaring_tilt_deg(anatomy, interspace) if fluoro else 0.0
     iso = tuple(float(v) for v in window)
     if fluoro:
         sim.apply(cmd.MoveCArm(oblique_deg=0.0, tilt_deg=tilt, isocentre_mm=iso))
