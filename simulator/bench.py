@@ -116,7 +116,8 @@ def run_bench(repeats: int = 5, cold_repeats: int = 3, full_spine: bool = True) 
     scope.render(CArmPose(0.0, 0.0, target), [], None, (0, 0))  # compile the kernels once
     poses = iter([CArmPose(float(o), float(t), target) for o, t in
                   [(5 * i - 20, 3 * (i % 7) - 9) for i in range(100)]])
-    results["image_512_new_pose"] = _timed(lambda: scope.render(next(poses), [], None, (0, 1)), repeats)
+    # at a typical kVp, as the app renders (the spectrum's lookup included)
+    results["image_512_new_pose"] = _timed(lambda: scope.render(next(poses), [], None, (0, 1), kvp=80.0), repeats)
 
     needle = Overlay(np.array([[0.0, -120.0, target[2]], [0.0, -40.0, target[2] + 5.0]]), 0.455)
     counter = iter(range(10_000))
@@ -126,7 +127,7 @@ def run_bench(repeats: int = 5, cold_repeats: int = 3, full_spine: bool = True) 
     def live_frame():
         k = next(counter)
         moved = Overlay(needle.points_mm + np.array([0.0, 0.1 * k, 0.0]), needle.radius_mm)
-        scope.render(fixed_pose, [moved], None, (0, 3, k))
+        scope.render(fixed_pose, [moved], None, (0, 3, k), kvp=80.0)
 
     results["image_512_same_pose_needle_moved"] = _timed(live_frame, repeats * 4)
 

@@ -230,6 +230,7 @@ def cmd_render(args) -> int:
         raise SpineSimError("--size: must be between 32 and 2048 pixels")
     from PIL import Image
 
+    from simulator.imaging import dose
     from simulator.imaging.carm import CArmPose
     from simulator.imaging.fluoroscope import Fluoroscope
 
@@ -248,7 +249,10 @@ def cmd_render(args) -> int:
         seed = loaded.scenario.patient.seed
     pose = CArmPose(args.oblique, args.tilt, isocentre)
     scope = Fluoroscope(anatomy.mu_volume(), anatomy.world_from_voxel, args.size)
-    image = scope.render(pose, [], None, (seed, 7, 0))
+    # the picture as the app takes an acquisition: the exposure control's kVp and dose
+    exposure = dose.exposure(scope.central_integral(pose), "acquisition", 1, pixel_mm=scope.pixel_mm(pose))
+    image = scope.render(pose, [], None, (seed, 7, 0), photons_per_pixel=exposure.photons_per_pixel_unattenuated,
+                         kvp=exposure.kvp)
     out = Path(args.out)
     try:
         Image.fromarray(image.display).save(out, format="PNG")

@@ -94,12 +94,10 @@ class Anatomy:
     def labels_at(self, points_mm: np.ndarray) -> np.ndarray:
         """Tissue ids of the label volume's nearest voxels (air outside the volume): what the
         images are made of, far cheaper than :meth:`tissue_at`'s exact answer."""
-        p = np.asarray(points_mm, float).reshape(-1, 3)
-        index = np.rint((p - self.grid.lo_mm) / self.grid.voxel_mm).astype(np.int64)
-        inside = np.all((index >= 0) & (index < np.array(self.grid.shape)), axis=1)
-        out = np.zeros(len(p), np.int64)
-        out[inside] = self.labels[tuple(index[inside].T)]
-        return out
+        from simulator.anatomy.ct_derive import Grid
+
+        grid = Grid(self.grid.lo_mm, self.grid.shape, self.grid.voxel_mm)
+        return grid.lookup(self.labels, np.asarray(points_mm, float).reshape(-1, 3), outside=0).astype(np.int64)
 
     def _compute_landmarks(self) -> dict[str, np.ndarray]:
         raise NotImplementedError

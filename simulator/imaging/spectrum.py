@@ -25,8 +25,10 @@ import numpy as np
 
 from simulator.assets import read_asset_text
 
-#: The line-integral grid of the lookup tables (dimensionless, at 60 keV).
-_GRID = np.linspace(0.0, 30.0, 3001)
+#: The line-integral grid of the lookup tables (dimensionless, at 60 keV): fine enough that the
+#: nearest entry is within 0.0025 of the answer (under a fifth of a grey level on the monitor).
+_STEP = 0.005
+_GRID = np.arange(0.0, 30.0 + _STEP / 2, _STEP)
 
 
 @lru_cache(maxsize=1)
@@ -60,4 +62,7 @@ def _table(kvp_key: float) -> np.ndarray:
 def polychromatic(integral_60kev: np.ndarray, kvp: float) -> np.ndarray:
     """What the detector sees, as a line integral, for 60 keV line integrals at ``kvp``."""
     table = _table(round(float(kvp), 1))
-    return np.interp(integral_60kev, _GRID, table).astype(np.float32)
+    # the nearest entry: a lookup per pixel (np.interp's search costs three times as much)
+    index = np.clip(np.asarray(integral_60kev, np.float32) * np.float32(1.0 / _STEP) + np.float32(0.5),
+                    0.0, len(_GRID) - 1).astype(np.int32)
+    return table[index]

@@ -68,12 +68,11 @@ def squaring_tilt_deg(anatomy, interspace: str) -> float:
     return float(np.degrees(np.arctan2(normal[1], normal[2])))
 
 
-def _in_plane(normal: np.ndarray, tilt_deg: float, ipsilateral_sign: float) -> float:
-    """The oblique (on the ``ipsilateral_sign`` side, 0-85 degrees) whose beam at ``tilt_deg``
-    lies most nearly in the plane with ``normal``."""
-    angles = np.arange(0.0, 85.01, 0.25) * ipsilateral_sign
-    dots = [abs(float(detector_direction(a, tilt_deg) @ normal)) for a in angles]
-    return float(angles[int(np.argmin(dots))])
+def _most_in_plane(normal: np.ndarray, poses: list[tuple[float, float]]) -> tuple[float, float]:
+    """Of ``poses`` (oblique, tilt), the one whose beam lies most nearly in the plane with
+    ``normal``."""
+    dots = [abs(float(detector_direction(ob, tilt) @ normal)) for ob, tilt in poses]
+    return poses[int(np.argmin(dots))]
 
 
 def _widest_foramen(anatomy, centre: np.ndarray, detector_sign: float) -> tuple[float, float]:
@@ -112,12 +111,11 @@ def standard_views(anatomy, procedure: str, interspace: str, side: str = "right"
     if normal is not None:
         if procedure.startswith("cervical"):
             # the neck's joints face up and back: a lateral tilted along the joint plane
-            lateral = -sign * 90.0
-            tilts = np.arange(-40.0, 40.01, 0.25)
-            best = tilts[int(np.argmin([abs(float(detector_direction(lateral, t) @ normal)) for t in tilts]))]
-            views["facet view (along the joint)"] = (lateral, float(best))
+            poses = [(-sign * 90.0, float(t)) for t in np.arange(-40.0, 40.01, 0.25)]
         else:
-            views["facet view (along the joint)"] = (_in_plane(normal, tilt, sign), tilt)
+            # the lumbar joints stand upright: an ipsilateral oblique at the squared tilt
+            poses = [(float(ob), tilt) for ob in np.arange(0.0, 85.01, 0.25) * sign]
+        views["facet view (along the joint)"] = _most_in_plane(normal, poses)
     foramen = f"{interspace}.foramen_{side}_center"
     if procedure.startswith("cervical") and foramen in anatomy.landmarks:
         views["foraminal oblique"] = _widest_foramen(anatomy, anatomy.landmark(foramen), -sign)
