@@ -14,6 +14,9 @@ effectively at) and water's attenuation there relative to 60 keV (xraydb, Elam c
 which scales the image's 60 keV line integrals to the beam's in the exposure control; and the
 spectrum itself in 5 keV bins (energy-weighted, as an energy-integrating detector sees it) with
 water's attenuation in each bin relative to 60 keV, over which the image's transmission is summed.
+The steel needle (iron) and iodinated contrast have their own energy dependence (iron's photoelectric
+fall, iodine's K-edge at 33.2 keV inside a bin): for them each bin gives the attenuation relative to
+60 keV averaged over the bin's photons, as a thin layer of the material sees it.
 """
 
 from __future__ import annotations
@@ -34,6 +37,9 @@ def main() -> None:
     def water_mu(energy_kev: float) -> float:
         return float(xraydb.material_mu("water", 1000.0 * energy_kev, density=1.0))
 
+    def element_mu_over_rho(element: str, energy_kev) -> np.ndarray:
+        return np.asarray(xraydb.mu_elam(element, 1000.0 * np.asarray(energy_kev, float)), float)
+
     rows = []
     for kvp in KVPS:
         spek = spekpy.Spek(kvp=kvp, th=TARGET_ANGLE_DEG)
@@ -49,6 +55,7 @@ def main() -> None:
         # water's attenuation in each bin relative to 60 keV
         edges = np.arange(10.0, kvp + 5.0, 5.0)
         centres, weights, ratios = [], [], []
+        materials = {element: [] for element in ("I", "Fe")}
         for lo, hi in zip(edges[:-1], edges[1:], strict=True):
             inside = (energies >= lo) & (energies < hi)
             w = float((fluence[inside] * energies[inside]).sum())
@@ -58,26 +65,32 @@ def main() -> None:
             centres.append(e)
             weights.append(w)
             ratios.append(water_mu(e) / water_mu(60.0))
+            for element, out in materials.items():
+                mu = element_mu_over_rho(element, energies[inside]) / element_mu_over_rho(element, 60.0)
+                out.append(float((fluence[inside] * energies[inside] * mu).sum() / w))
         weights = list(np.asarray(weights) / np.sum(weights))
-        rows.append((kvp, kerma, emean, hvl, behind, water_mu(behind) / water_mu(60.0), centres, weights, ratios))
+        rows.append((kvp, kerma, emean, hvl, behind, water_mu(behind) / water_mu(60.0), centres, weights, ratios,
+                     materials))
     lines = [
         "# The C-arm tube: air kerma per mAs at 1 m and beam quality by kVp.",
         "# Source: SpekPy 2.5.4 (Poludniowski et al., Phys Med Biol 2021; tungsten anode, 12 degree",
-        "# target, 3 mm Al + 0.1 mm Cu) and xraydb 4.5.8 (water, Elam cross-sections), made by",
+        "# target, 3 mm Al + 0.1 mm Cu) and xraydb 4.5.8 (water, iodine, iron; Elam cross-sections), made by",
         "# assets/make_xray_tables.py. Do not edit by hand.",
         "",
         "format_version = 1",
         f'filtration = "{" + ".join(f"{mm:g} mm {m}" for m, mm in FILTERS)}"',
         "",
     ]
-    for kvp, kerma, emean, hvl, behind, ratio, centres, weights, ratios in rows:
+    for kvp, kerma, emean, hvl, behind, ratio, centres, weights, ratios, materials in rows:
         lines += ["[[kvp]]", f"kvp = {kvp}", f"kerma_ugy_per_mas_at_1m = {kerma:.3f}",
                   f"mean_energy_kev = {emean:.2f}", f"hvl_mm_al = {hvl:.3f}",
                   f"mean_energy_behind_20cm_water_kev = {behind:.2f}",
                   f"water_mu_relative_to_60kev = {ratio:.4f}",
                   f"bin_energy_kev = [{', '.join(f'{e:.2f}' for e in centres)}]",
                   f"bin_energy_weight = [{', '.join(f'{w:.5f}' for w in weights)}]",
-                  f"bin_water_mu_relative_to_60kev = [{', '.join(f'{r:.4f}' for r in ratios)}]", ""]
+                  f"bin_water_mu_relative_to_60kev = [{', '.join(f'{r:.4f}' for r in ratios)}]",
+                  f"bin_iodine_mu_relative_to_60kev = [{', '.join(f'{r:.4f}' for r in materials['I'])}]",
+                  f"bin_iron_mu_relative_to_60kev = [{', '.join(f'{r:.4f}' for r in materials['Fe'])}]", ""]
     out = Path(__file__).resolve().parent / "xray_tube.toml"
     out.write_text("\n".join(lines), encoding="utf-8")
     print("wrote", out)

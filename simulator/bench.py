@@ -151,6 +151,18 @@ def run_bench(repeats: int = 5, cold_repeats: int = 3, full_spine: bool = True) 
 
     results["fluoroscopy_live_step_and_frame_512"] = _timed(live_step, repeats * 4)
 
+    # the same while 2 mL of contrast spreads from the tip: each frame a 1/15 s later
+    live.apply(cmd.InjectContrast(volume_ml=2.0))
+    frame_times = iter(live.t_s + np.arange(1, 10_000) / 15.0)
+    live.live_frame(live.t_s + 0.5)
+
+    def spreading_step():
+        t = float(next(frame_times))
+        live.apply(cmd.Advance(distance_mm=0.1), t_s=t)
+        live.live_frame(t)
+
+    results["fluoroscopy_live_step_and_frame_contrast_spreading_512"] = _timed(spreading_step, repeats * 4)
+
     def reference_attempt():
         run_reference(Simulation(loaded, anatomy=anatomy, image_size_px=512))
 

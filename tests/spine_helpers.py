@@ -10,6 +10,8 @@ import numpy as np
 from simulator.anatomy.patient import PatientParameters
 from simulator.anatomy.phantom import SpinePhantom
 from simulator.anatomy.tissues import tissue_table
+from simulator.imaging.views import squaring_tilt_deg
+from simulator.procedures.lumbar_interlaminar import clear_path_entry
 from simulator.protocol import commands as cmd
 
 #: Sampling step along measurement lines, mm (the needle tracks tissue at the same step).
@@ -170,3 +172,22 @@ def advance_until_loss(sim, max_depth_mm: float, step_mm: float = 1.0, medium: s
         if events_of(events, "loss_of_resistance"):
             break
     return readings
+
+
+def midline_path(sim, interspace: str):
+    """The midline path to the interspace's epidural target: entry, direction, depth (mm)."""
+    anatomy = sim.anatomy
+    target = anatomy.landmark(f"{interspace}.epidural_target")
+    tilt = squaring_tilt_deg(anatomy, interspace) if sim.guidance == "fluoroscopy" else 0.0
+    entry, direction = clear_path_entry(anatomy, target, tilt)
+    return entry, direction, float(np.linalg.norm(target - entry))
+
+
+def needle_to_loss(sim, interspace: str) -> None:
+    """Midline entry, quickly through the superficial layers, then 1 mm steps with a saline test
+    after each until the resistance is lost."""
+    entry, direction, depth = midline_path(sim, interspace)
+    enter_on_path(sim, entry, direction)
+    advance_to(sim, max(0.0, depth - 16.0))
+    readings = advance_until_loss(sim, depth + 8.0)
+    assert events_of(readings[-1][3], "loss_of_resistance"), "no loss of resistance on the midline path"

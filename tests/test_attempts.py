@@ -8,38 +8,28 @@ import tomllib
 import numpy as np
 import pytest
 import tomli_w
+from spine_helpers import (
+    FLUORO_L4L5,
+    FLUORO_L5S1,
+    LANDMARK_L4L5,
+    LANDMARK_L5S1,
+    advance_to,
+    enter_on_path,
+    events_of,
+    midline_path,
+    needle_to_loss,
+    tissues_along,
+)
 
 from simulator.errors import CommandRefused
 from simulator.imaging.views import squaring_tilt_deg
-from simulator.procedures.lumbar_interlaminar import clear_path_entry
 from simulator.protocol import commands as cmd
 from simulator.records.attempt_file import AttemptRecord, read_record, write_record
 from simulator.scenario.loader import load_scenario, parse_scenario
 from simulator.simulation.reference import run_reference
 from simulator.simulation.simulation import Simulation
 
-from spine_helpers import (FLUORO_L4L5, FLUORO_L5S1, LANDMARK_L4L5, LANDMARK_L5S1, advance_to, advance_until_loss,
-                           enter_on_path, events_of, tissues_along)
-
 BONE = {"cortical_bone", "cancellous_bone"}
-
-
-def midline_path(sim, interspace: str):
-    anatomy = sim.anatomy
-    target = anatomy.landmark(f"{interspace}.epidural_target")
-    tilt = squaring_tilt_deg(anatomy, interspace) if sim.guidance == "fluoroscopy" else 0.0
-    entry, direction = clear_path_entry(anatomy, target, tilt)
-    return entry, direction, float(np.linalg.norm(target - entry))
-
-
-def needle_to_loss(sim, interspace: str) -> None:
-    """Midline entry, quickly through the superficial layers, then 1 mm steps with a saline test
-    after each until the resistance is lost."""
-    entry, direction, depth = midline_path(sim, interspace)
-    enter_on_path(sim, entry, direction)
-    advance_to(sim, max(0.0, depth - 16.0))
-    readings = advance_until_loss(sim, depth + 8.0)
-    assert events_of(readings[-1][3], "loss_of_resistance"), "no loss of resistance on the midline path"
 
 
 def outcome(sim):
@@ -208,102 +198,6 @@ def test_fluoroscopy_feedback_on_the_missing_lateral_view(make_sim):
     run_reference(expert)
     assert not any("lateral" in line for line in expert.scorecard.feedback), expert.scorecard.feedback
     assert card.parts["technique"] < expert.scorecard.parts["technique"]
-
-
-# ------------------------------------------------------------------------------ contrast
-def _inject_and_see(sim, volume_ml=1.5):
-    """Lateral images before and after an injection: the contrast's own line integrals, the event,
-    and the projection."""
-    a = sim.anatomy
-    iso = tuple(float(v) for v in a.landmark("L4-L5.interlaminar_center"))
-    sim.apply(cmd.MoveCArm(oblique_deg=90.0, tilt_deg=0.0, isocentre_mm=iso))
-    sim.apply(cmd.AcquireImage())
-    events = sim.apply(cmd.InjectContrast(volume_ml=volume_ml))
-    sim.apply(cmd.AcquireImage())
-    before, after = sim.images[-2], sim.images[-1]
-    contrast = np.clip(after.line_integrals - before.line_integrals, 0.0, None)
-    return contrast, events_of(events, "contrast_injected")[0].data, after.projection
-
-
-def _pattern(contrast):
-    """Peak, weighted centroid (row, col) and cranio-caudal extent (rows above 20 % of the peak)."""
-    rows, cols = np.indices(contrast.shape)
-    total = contrast.sum()
-    centroid = np.array([(rows * contrast).sum() / total, (cols * contrast).sum() / total])
-    strong = np.nonzero((contrast > 0.2 * contrast.max()).any(axis=1))[0]
-    return contrast.max(), centroid, strong.max() - strong.min() + 1
-
-
-@pytest.fixture(scope="module")
-def contrast_patterns(small_anatomy):
-    """Epidural, intrathecal and soft-tissue injections of 1.5 mL, seen on a lateral view."""
-    out = {}
-    loaded = load_scenario(FLUORO_L4L5)
-
-    def sim():
-        return Simulation(loaded, anatomy=small_anatomy, image_size_px=128)
-
-    s = sim()
-    needle_to_loss(s, "L4-L5")
-    out["epidural"] = _inject_and_see(s) + (s.needle.tip_mm.copy(),)
-
-    s = sim()
-    needle_to_loss(s, "L4-L5")
-    s.apply(cmd.Advance(distance_mm=6.0))
-    out["intrathecal"] = _inject_and_see(s) + (s.needle.tip_mm.copy(),)
-
-    s = sim()
-    point = small_anatomy.landmark("L4-L5.interlaminar_center") + np.array([22.0, 0.0, 0.0])
-    enter_on_path(s, small_anatomy.skin_point_behind(point), (0, 1, 0))
-    advance_to(s, 30.0)
-    assert s.needle.tip_tissue() == "muscle"
-    out["soft_tissue"] = _inject_and_see(s) + (s.needle.tip_mm.copy(),)
-    return out
-
-
-def _mm_to_px(projection, point, mm):
-    return mm * projection.magnification_at(point) / projection.pixel_mm
-
-
-def test_contrast_goes_into_the_compartment_of_the_tip(contrast_patterns):
-    for compartment, (contrast, event, _, _) in contrast_patterns.items():
-        assert event["compartment"] == compartment
-        assert contrast.max() > 0.05, f"{compartment}: no contrast visible"
-
-
-def test_intrathecal_contrast_spreads_further_and_fainter_than_epidural(contrast_patterns, small_anatomy):
-    """Intrathecal contrast mixes with CSF: on the lateral view it runs over a longer stretch of
-    the spine, fainter, and lies in front of (anterior to) the epidural contrast."""
-    epi_peak, epi_centroid, epi_extent = _pattern(contrast_patterns["epidural"][0])
-    it_peak, it_centroid, it_extent = _pattern(contrast_patterns["intrathecal"][0])
-    assert it_extent > epi_extent
-    assert it_peak < epi_peak
-    # lateral view: posterior is to the image's right, so anterior is a smaller column
-    assert it_centroid[1] < epi_centroid[1]
-
-
-def test_epidural_contrast_lies_in_the_dorsal_canal(contrast_patterns, small_anatomy):
-    """Epidural contrast lies in the posterior epidural space: on the lateral view, within 5 mm of
-    the epidural target's depth, in front of the ligamentum flavum and behind the vertebral body."""
-    contrast, _, projection, _ = contrast_patterns["epidural"]
-    _, centroid, _ = _pattern(contrast)
-    target = small_anatomy.landmark("L4-L5.epidural_target")
-    target_col = projection.project(target)[1]
-    assert abs(centroid[1] - target_col) <= _mm_to_px(projection, target, 5.0)
-    flavum_col = projection.project(small_anatomy.landmark("L4-L5.interlaminar_center"))[1]
-    body_col = projection.project(small_anatomy.landmark("L4.body_center"))[1]
-    assert body_col < centroid[1] < flavum_col
-
-
-def test_soft_tissue_contrast_stays_behind_the_laminae_near_the_tip(contrast_patterns, small_anatomy):
-    """Contrast injected into the paraspinal muscle stays as a blob around the tip, behind the
-    laminae (posterior, to the right on the lateral view)."""
-    contrast, _, projection, tip = contrast_patterns["soft_tissue"]
-    _, centroid, _ = _pattern(contrast)
-    lamina_col = projection.project(small_anatomy.landmark("L4.lamina_right"))[1]
-    tip_rc = projection.project(tip)
-    assert centroid[1] > lamina_col, (centroid, lamina_col, tip_rc)
-    assert np.linalg.norm(centroid - tip_rc) <= _mm_to_px(projection, tip, 15.0), (centroid, tip_rc)
 
 
 # ------------------------------------------------------------------------------ record and replay

@@ -152,8 +152,8 @@ def test_exposure_control_gives_the_detector_its_target():
 
 def test_digital_subtraction_shows_only_what_changed(make_sim):
     """A subtraction run takes its mask when the pedal goes down: with nothing changed the frame is
-    a flat mid-grey (no bones); contrast injected during the run shows dark where it went and
-    nowhere else; each frame costs about three plain fluoroscopy frames (reference 4.7: 2.3-4.3x)."""
+    a flat mid-grey (no bones); contrast injected during the run shows dark where it went (once
+    it is in) and nowhere else; each frame costs about three plain fluoroscopy frames (reference 4.7: 2.3-4.3x)."""
     from simulator.procedures.lumbar_interlaminar import clear_path_entry
 
     from spine_helpers import advance_to, enter_on_path
@@ -173,10 +173,12 @@ def test_digital_subtraction_shows_only_what_changed(make_sim):
     field = (slice(20, 76), slice(20, 76))
     assert before[field].std() < 0.25 * bones[field].std()  # the anatomy is gone
     sim.apply(cmd.InjectContrast(volume_ml=2.0))
-    after = sim.live_frame().display.astype(float)
+    starting = sim.live_frame(sim.t_s + 0.5).display.astype(float)  # the push has just begun
+    after = sim.live_frame(sim.t_s + 4.0).display.astype(float)  # the 2 mL are in
     darker = (before - after)[field]
     assert darker.max() > 40.0  # the contrast shows
     assert (darker > 20.0).mean() < 0.25  # and only where it went
+    assert ((before - starting)[field] > 20.0).sum() < 0.5 * (darker > 20.0).sum()  # it flowed out
     frame = sim._exposure("subtraction", 1)
     assert 2.3 < frame.air_kerma_mgy / sim._exposure("fluoroscopy", 1).air_kerma_mgy < 4.3
 

@@ -91,6 +91,12 @@ class Anatomy:
         anatomy knows it (``None`` otherwise)."""
         return None
 
+    def vessel_paths(self) -> list[tuple[str, str, np.ndarray, float]]:
+        """The modelled vessels' centrelines: ``(name, tissue name, points (N, 3) in world mm,
+        radius mm)``, each ordered in the direction the blood flows for an artery. An anatomy
+        without vessel geometry (an imported CT) has none."""
+        return []
+
     def labels_at(self, points_mm: np.ndarray) -> np.ndarray:
         """Tissue ids of the label volume's nearest voxels (air outside the volume): what the
         images are made of, far cheaper than :meth:`tissue_at`'s exact answer."""
@@ -237,6 +243,15 @@ class PhantomAnatomy(Anatomy):
 
     def _compute_landmarks(self) -> dict[str, np.ndarray]:
         return landmarks_mod.compute_landmarks(self.phantom)
+
+    def vessel_paths(self) -> list[tuple[str, str, np.ndarray, float]]:
+        names = tissue_table().names_by_id()
+        out = []
+        for s in self.phantom.structures:
+            centre = getattr(s.field, "centre", None)
+            if s.group == "vessel" and centre is not None:
+                out.append((s.name, names[s.core_tissue], np.asarray(centre, float), float(np.mean(s.field.rx))))
+        return out
 
     @property
     def levels(self) -> tuple[str, ...]:

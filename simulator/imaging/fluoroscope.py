@@ -18,8 +18,8 @@ from simulator.imaging.carm import (DETECTOR_SIZE_MM, SOURCE_TO_DETECTOR_MM, SOU
                                     Projection, projection_for)
 from simulator.imaging.contrast import ContrastField
 from simulator.imaging.overlay import Overlay, overlay_integrals
-from simulator.imaging.projector import ProjectorVolume, line_integrals
-from simulator.imaging.spectrum import polychromatic
+from simulator.imaging.projector import ProjectorVolume, window_line_integrals
+from simulator.imaging.spectrum import polychromatic, polychromatic_materials
 
 #: Photons per pixel before the patient when no exposure is given (about a single acquisition's):
 #: sets the quantum noise. The simulation passes each exposure's own (see :mod:`.dose`).
@@ -29,6 +29,14 @@ PHOTONS_PER_PIXEL = 4.0e5
 #: Display window of a subtracted image (line integral differences): no change is mid-grey, a
 #: film of contrast (~0.3-0.6) dark, as subtraction images are shown.
 SUBTRACTION_WINDOW = (-0.5, 0.7)
+#: Scatter-to-primary ratio at the detector, behind the C-arm's anti-scatter grid, for 20 cm of
+#: water over the full field [D: without a grid a 20 cm patient gives a ratio of several; a
+#: fluoroscopy grid removes most of it, leaving a few tenths]. It grows with the thickness crossed
+#: (scatter is made along the path: ~ A exp(-A) for a line integral A, against the primary's
+#: exp(-A)) and falls as the iris closes (less irradiated volume).
+SCATTER_TO_PRIMARY_20CM_WATER = 0.3
+#: Line integral of 20 cm of water at 60 keV.
+WATER_20CM_INTEGRAL = 0.206 * 20.0
 #: The anatomy's rays are spaced no wider than this many voxels at the isocentre (see
 #: :meth:`Fluoroscope.ray_stride`).
 FINEST_RAY_VOXELS = 0.75
@@ -77,9 +85,11 @@ class Fluoroscope:
         self._pose: CArmPose | None = None
         self._projection: Projection | None = None
         self._anatomy: np.ndarray | None = None
-        self._window: tuple[float, float] | None = None
-        self._contrast_key = None
-        self._contrast_integrals: np.ndarray | None = None
+        self._scatter_key = None
+        self._scatter: np.ndarray | None = None
+        self._scatter_window: tuple[float, float] | None = None
+        # contrast stage id -> (the stage's array, kept so its id stays its own; its window)
+        self._stage_integrals: dict[int, tuple[np.ndarray, tuple[int, int, np.ndarray] | None]] = {}
 
     def ray_stride(self, projection: Projection) -> int:
         """Every how many pixels (per axis) the anatomy is ray-cast: rays finer than the volume
@@ -114,9 +124,8 @@ class Fluoroscope:
                 # grid_mode: pixel areas line up, so fine pixel r samples coarse (r - (stride-1)/2) / stride
                 self._anatomy = ndimage.zoom(self.volume.line_integrals(coarse), stride, order=1,
                                              grid_mode=True, mode="nearest").astype(np.float32)
-            self._window = auto_window(self._anatomy)
             self._pose = pose
-            self._contrast_key = None
+            self._stage_integrals = {}
         return self._projection, self._anatomy
 
     def pixel_mm(self, pose: CArmPose) -> float:
@@ -131,45 +140,145 @@ class Fluoroscope:
         r, c = max(1, rows // 20), max(1, cols // 20)
         return float(anatomy[rows // 2 - r:rows // 2 + r, cols // 2 - c:cols // 2 + c].mean())
 
-    def total_integrals(self, pose: CArmPose, overlays: list[Overlay], contrast: ContrastField | None
-                        ) -> tuple[Projection, np.ndarray]:
-        """Line integrals of everything in the beam at ``pose``: anatomy, ``overlays`` (the
-        needle) and ``contrast``, before noise."""
+    def material_integrals(self, pose: CArmPose, overlays: list[Overlay], contrast: ContrastField | None,
+                           t_s: float | None = None):
+        """Line integrals at 60 keV of what is in the beam at ``pose``, by material: ``(projection,
+        anatomy, steel, iodine)``; steel (the ``overlays`` of steel) and iodine (``contrast`` as
+        it is at simulated time ``t_s``, and iodine overlays) are None when there is none."""
+        projection, anatomy, steel, iodine, _ = self._materials(pose, overlays, contrast, t_s)
+        return projection, anatomy, steel, iodine
+
+    def _materials(self, pose, overlays, contrast, t_s):
+        """:meth:`material_integrals` and the box ``(r0, r1, c0, c1)`` holding all steel and iodine."""
         projection, anatomy = self.anatomy_integrals(pose)
-        total = anatomy.astype(np.float32).copy()
-        if overlays:
-            total += overlay_integrals(overlays, projection)
+        box = _Box()
+        steel = [o for o in overlays if o.material == "steel"]
+        iodine_overlays = [o for o in overlays if o.material == "iodine"]
+        iodine = None
         if contrast is not None and not contrast.empty:
-            key = (id(contrast.mu_per_mm), contrast.total_ml)
-            if key != self._contrast_key:
-                self._contrast_integrals = line_integrals(contrast.mu_per_mm, contrast.world_from_voxel,
-                                                          projection, step_voxels=0.7)
-                self._contrast_key = key
-            total += self._contrast_integrals
+            iodine_overlays += contrast.overlays(t_s)
+            for bolus in contrast.boluses:
+                for (mu, w), weight in zip(bolus.stages, bolus.stage_weights(t_s), strict=True):
+                    if weight <= 0.0:
+                        continue
+                    window = self._stage_window(mu, w, projection)
+                    if window is not None:
+                        r0, c0, sub = window
+                        if iodine is None:
+                            iodine = np.zeros_like(anatomy)
+                        iodine[r0:r0 + sub.shape[0], c0:c0 + sub.shape[1]] += np.float32(weight) * sub
+                        box.add(r0, r0 + sub.shape[0], c0, c0 + sub.shape[1])
+        if iodine_overlays:
+            drawn = overlay_integrals(iodine_overlays, projection)
+            iodine = drawn if iodine is None else iodine + drawn
+            box.add_overlays(iodine_overlays, projection)
+        steel_integrals = None
+        if steel:
+            steel_integrals = overlay_integrals(steel, projection)
+            box.add_overlays(steel, projection)
+        return projection, anatomy, steel_integrals, iodine, box.bounds(projection)
+
+    def _stage_window(self, mu: np.ndarray, w: np.ndarray, projection: Projection):
+        """A contrast stage's line integrals over the pixels it covers (once per pose)."""
+        cached = self._stage_integrals.get(id(mu))
+        if cached is None or cached[0] is not mu:
+            cached = (mu, window_line_integrals(mu, w, projection, step_voxels=0.7))
+            self._stage_integrals[id(mu)] = cached
+        return cached[1]
+
+    def total_integrals(self, pose: CArmPose, overlays: list[Overlay], contrast: ContrastField | None,
+                        t_s: float | None = None) -> tuple[Projection, np.ndarray]:
+        """Line integrals at 60 keV of everything in the beam at ``pose``: anatomy, ``overlays``
+        (the needle) and ``contrast`` at ``t_s``, before noise."""
+        projection, anatomy, steel, iodine = self.material_integrals(pose, overlays, contrast, t_s)
+        total = anatomy.astype(np.float32).copy()
+        for part in (steel, iodine):
+            if part is not None:
+                total += part
         return projection, total
+
+    def seen_integrals(self, pose: CArmPose, overlays: list[Overlay], contrast: ContrastField | None,
+                       t_s: float | None, kvp: float | None) -> tuple[Projection, np.ndarray, np.ndarray]:
+        """``(projection, seen, total)``: what the detector sees as a line integral, summed over the
+        spectrum at ``kvp`` with each material's energy dependence (``None``: a single 60 keV), and
+        the 60 keV total."""
+        projection, anatomy, steel, iodine, box = self._materials(pose, overlays, contrast, t_s)
+        total = anatomy.astype(np.float32).copy()
+        for part in (steel, iodine):
+            if part is not None:
+                total += part
+        seen = total if kvp is None else polychromatic_materials(anatomy, steel, iodine, kvp, box)
+        return projection, seen, total
+
+    def scatter_fraction(self, pose: CArmPose, kvp: float | None, iris_fraction: float = 1.0) -> np.ndarray:
+        """Scattered photons reaching each pixel, as a fraction of the unattenuated beam: what each
+        ray's path scatters (~ A exp(-A), none through air) spread widely (over ~50 mm at the
+        detector), scaled to the scatter-to-primary ratio and the open field. Computed once per
+        pose: the needle and contrast hardly change it."""
+        key = (pose, kvp, round(float(iris_fraction), 3))
+        if key != self._scatter_key:
+            _, anatomy = self.anatomy_integrals(pose)
+            seen = anatomy if kvp is None else polychromatic(anatomy, kvp)
+            made = seen * np.exp(-seen)
+            scale = SCATTER_TO_PRIMARY_20CM_WATER / WATER_20CM_INTEGRAL * min(iris_fraction, 1.0)
+            self._scatter = (scale * _smooth_coarse(made, factor=16, size=5)).astype(np.float32)
+            # the automatic brightness sees the anatomy through the scatter's veil
+            self._scatter_window = auto_window(-np.log(np.exp(-seen) + self._scatter))
+            self._scatter_key = key
+        return self._scatter
+
+    def measured_integrals(self, pose: CArmPose, overlays: list[Overlay], contrast: ContrastField | None,
+                           t_s: float | None, kvp: float | None, field_mm: float = DETECTOR_SIZE_MM) -> np.ndarray:
+        """What the detector measures, noiseless, as a line integral: :meth:`seen_integrals` with
+        the scatter added (the mask of a subtraction run)."""
+        _, seen, _ = self.seen_integrals(pose, overlays, contrast, t_s, kvp)
+        scatter = self.scatter_fraction(pose, kvp, self._iris_fraction(pose, field_mm))
+        return -np.log(np.exp(-seen) + scatter)
+
+    @staticmethod
+    def _iris_fraction(pose: CArmPose, field_mm: float) -> float:
+        return min(field_mm / min(DETECTOR_SIZE_MM, pose.field_of_view_mm), 1.0)
 
     def render(self, pose: CArmPose, overlays: list[Overlay], contrast: ContrastField | None,
                noise_seed: tuple[int, ...], photons_per_pixel: float = PHOTONS_PER_PIXEL,
                field_mm: float = DETECTOR_SIZE_MM, subtract: np.ndarray | None = None,
-               kvp: float | None = None) -> XRayImage:
+               kvp: float | None = None, t_s: float | None = None) -> XRayImage:
         """The image at ``pose`` with ``overlays`` and ``contrast``; noise seeded by ``noise_seed``
         at ``photons_per_pixel`` (unattenuated, per pixel: the exposure's dose), inside an iris of
-        ``field_mm`` diameter at the detector. ``subtract``: a mask's line integrals (digital
-        subtraction: only what changed since the mask shows, dark on mid-grey). ``kvp``: the beam's
-        spectrum (transmission summed over it, :mod:`.spectrum`); ``None``: a single 60 keV."""
-        projection, total = self.total_integrals(pose, overlays, contrast)
-        window = self._window if subtract is None else SUBTRACTION_WINDOW
-        seen = total
-        if kvp is not None:
-            seen = polychromatic(total, kvp)
-            if subtract is not None:
-                subtract = polychromatic(subtract, kvp)
-            else:
-                window = tuple(float(v) for v in polychromatic(np.array(window), kvp))
-        field_of_view = min(DETECTOR_SIZE_MM, pose.field_of_view_mm)
+        ``field_mm`` diameter at the detector, with scatter. ``subtract``: a mask, as
+        :meth:`measured_integrals` at the same ``kvp`` and field (digital subtraction: only what
+        changed since the mask shows, dark on mid-grey). ``kvp``: the beam's spectrum (transmission
+        summed over it, :mod:`.spectrum`); ``None``: a single 60 keV. ``t_s``: the simulated time
+        (contrast flows and washes out)."""
+        projection, seen, total = self.seen_integrals(pose, overlays, contrast, t_s, kvp)
+        iris = self._iris_fraction(pose, field_mm)
+        scatter = self.scatter_fraction(pose, kvp, iris)
+        window = self._scatter_window if subtract is None else SUBTRACTION_WINDOW
         display = display_chain(seen, window, np.random.default_rng(list(noise_seed)), photons_per_pixel,
-                                min(field_mm / field_of_view, 1.0), subtract, square=self.flat_panel)
+                                iris, subtract, square=self.flat_panel, scatter=scatter)
         return XRayImage(display=display, line_integrals=total, projection=projection, pose=pose)
+
+
+class _Box:
+    """The pixel box round everything drawn on top of the anatomy."""
+
+    def __init__(self):
+        self.r0 = self.c0 = 1 << 30
+        self.r1 = self.c1 = -1
+
+    def add(self, r0: int, r1: int, c0: int, c1: int) -> None:
+        self.r0, self.r1 = min(self.r0, r0), max(self.r1, r1)
+        self.c0, self.c1 = min(self.c0, c0), max(self.c1, c1)
+
+    def add_overlays(self, overlays: list[Overlay], projection: Projection) -> None:
+        for ov in overlays:
+            rc = projection.project(ov.points_mm)
+            margin = ov.radius_mm * projection.magnification_at(ov.points_mm[0]) / projection.pixel_mm + 3.0
+            self.add(int(np.floor(rc[:, 0].min() - margin)), int(np.ceil(rc[:, 0].max() + margin)) + 1,
+                     int(np.floor(rc[:, 1].min() - margin)), int(np.ceil(rc[:, 1].max() + margin)) + 1)
+
+    def bounds(self, projection: Projection) -> tuple[int, int, int, int]:
+        return (max(self.r0, 0), min(self.r1, projection.rows), max(self.c0, 0), min(self.c1, projection.cols))
 
 
 def auto_window(anatomy: np.ndarray) -> tuple[float, float]:
@@ -202,13 +311,13 @@ _GAMMA_LUT = np.linspace(0.0, 1.0, 4097, dtype=np.float32) ** 1.15
 _DETECTOR_BLUR = np.array([0.17, 0.66, 0.17], np.float32)  # ~ a Gaussian of 0.6 px
 
 
-def _smooth_coarse(image: np.ndarray, factor: int = 4) -> np.ndarray:
-    """A wide blur (~4 px) computed on a 4x coarser grid and expanded back: the low-pass of the
-    unsharp mask, at a sixteenth of the cost."""
+def _smooth_coarse(image: np.ndarray, factor: int = 4, size: int = 3) -> np.ndarray:
+    """A wide blur (``size`` x ``factor`` px box) computed on a ``factor`` times coarser grid and
+    expanded back (the low-pass of the unsharp mask at 4x: a sixteenth of the cost)."""
     rows, cols = image.shape
     r, c = rows - rows % factor, cols - cols % factor
     coarse = image[:r, :c].reshape(r // factor, factor, c // factor, factor).mean(axis=(1, 3))
-    coarse = ndimage.uniform_filter(coarse, 3, mode="nearest")
+    coarse = ndimage.uniform_filter(coarse, size, mode="nearest")
     wide = np.repeat(np.repeat(coarse, factor, axis=0), factor, axis=1)
     if (r, c) != (rows, cols):
         wide = np.pad(wide, ((0, rows - r), (0, cols - c)), mode="edge")
@@ -217,17 +326,23 @@ def _smooth_coarse(image: np.ndarray, factor: int = 4) -> np.ndarray:
 
 def display_chain(total: np.ndarray, window: tuple[float, float], rng: np.random.Generator,
                   photons_per_pixel: float = PHOTONS_PER_PIXEL, iris_fraction: float = 1.0,
-                  subtract: np.ndarray | None = None, square: bool = False) -> np.ndarray:
+                  subtract: np.ndarray | None = None, square: bool = False,
+                  scatter: np.ndarray | None = None) -> np.ndarray:
     """Line integrals to monitor grey levels (uint8), with quantum noise at ``photons_per_pixel``
     (unattenuated), blur, the circular field and the iris (``iris_fraction`` of the field's
-    diameter; nothing reaches the detector outside it).
+    diameter; nothing reaches the detector outside it). ``scatter``: scattered photons per pixel as
+    a fraction of the unattenuated beam (they add to the counts and their noise, and veil the
+    contrast).
 
     The counts are Poisson in distribution; they are drawn as its normal approximation (exact to
     well under a grey level at the tens of photons and more a pixel gets here, and five times
     cheaper).
     """
     rows, cols = total.shape
-    expected = np.float32(photons_per_pixel) * np.exp(-np.clip(total, 0.0, 30.0, dtype=np.float32))
+    transmitted = np.exp(-np.clip(total, 0.0, 30.0, dtype=np.float32))
+    if scatter is not None:
+        transmitted += scatter
+    expected = np.float32(photons_per_pixel) * transmitted
     counts = expected + np.sqrt(expected) * rng.standard_normal((rows, cols), dtype=np.float32)
     measured = -np.log(np.maximum(counts, np.float32(0.5)) / np.float32(photons_per_pixel))
     if subtract is not None:

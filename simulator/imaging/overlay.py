@@ -22,11 +22,14 @@ STEEL_MU_60KEV_PER_MM = 0.948
 
 @dataclass(frozen=True)
 class Overlay:
-    """A polyline of radius ``radius_mm`` made of a material with attenuation ``mu_per_mm``."""
+    """A polyline of radius ``radius_mm`` made of a material with attenuation ``mu_per_mm`` (at 60
+    keV); ``material`` (``"steel"`` or ``"iodine"``) gives its energy dependence (see
+    :mod:`.spectrum`)."""
 
     points_mm: np.ndarray
     radius_mm: float
     mu_per_mm: float = STEEL_MU_60KEV_PER_MM
+    material: str = "steel"
 
 
 @njit(cache=True, fastmath=True)

@@ -3,7 +3,7 @@
 For every detector pixel the ray from the source to the pixel centre is clipped to the volume and
 sampled at equal steps with trilinear interpolation; the sum times the step length is the line
 integral of mu (dimensionless: 1/mm times mm). This is the expensive part of an image and is done
-once per C-arm pose; the needle and contrast are added on top (see :mod:`simulator.imaging.frame`).
+once per C-arm pose; the needle and contrast are added on top (see :mod:`simulator.imaging.fluoroscope`).
 """
 
 from __future__ import annotations
@@ -130,6 +130,30 @@ def line_integrals(mu_per_mm: np.ndarray, world_from_voxel: np.ndarray, projecti
              projection.col_step_mm / voxel_mm, projection.rows, projection.cols, float(step_voxels),
              voxel_mm, out)
     return out
+
+
+def window_line_integrals(mu_per_mm: np.ndarray, world_from_voxel: np.ndarray, projection: Projection,
+                          step_voxels: float = 1.0) -> tuple[int, int, np.ndarray] | None:
+    """Line integrals of a small volume over only the pixels its box projects onto.
+
+    Returns ``(row0, col0, integrals)`` of that window of the image, or None if the box falls
+    outside it.
+    """
+    shape = np.array(mu_per_mm.shape, float) - 1.0
+    corners = np.array([[i, j, k] for i in (0.0, shape[0]) for j in (0.0, shape[1]) for k in (0.0, shape[2])])
+    world = corners @ world_from_voxel[:3, :3].T + world_from_voxel[:3, 3]
+    rc = projection.project(world)
+    r0 = max(int(np.floor(rc[:, 0].min())) - 1, 0)
+    c0 = max(int(np.floor(rc[:, 1].min())) - 1, 0)
+    r1 = min(int(np.ceil(rc[:, 0].max())) + 2, projection.rows)
+    c1 = min(int(np.ceil(rc[:, 1].max())) + 2, projection.cols)
+    if r1 <= r0 or c1 <= c0:
+        return None
+    window = Projection(source_mm=projection.source_mm,
+                        pixel00_mm=projection.pixel00_mm + r0 * projection.row_step_mm + c0 * projection.col_step_mm,
+                        row_step_mm=projection.row_step_mm, col_step_mm=projection.col_step_mm,
+                        rows=r1 - r0, cols=c1 - c0, detector_normal=projection.detector_normal)
+    return r0, c0, line_integrals(mu_per_mm, world_from_voxel, window, step_voxels)
 
 
 class ProjectorVolume:

@@ -26,7 +26,7 @@ EVENT_KINDS = {
     "loss_of_resistance_tested": "pressure_mmhg, medium, feel",
     "loss_of_resistance": "pressure_mmhg, depth_mm: the plunger gave after high resistance",
     "csf_in_hub": "the hub filled with clear fluid",
-    "contrast_injected": "volume_ml, compartment, total_ml",
+    "contrast_injected": "volume_ml, total_ml, compartment, context, vascular, vascular_fraction, leak",
     "carm_moved": "oblique_deg, tilt_deg, isocentre_mm",
     "image_acquired": "index, oblique_deg, tilt_deg",
     "palpated": "point_mm, finding, structure, depth_mm",

@@ -19,6 +19,7 @@ from simulator.anatomy.tissues import tissue_table
 from simulator.errors import CommandRefused, SpineSimError
 from simulator.geometry import frames
 from simulator.imaging import contrast as contrast_mod
+from simulator.imaging import injection as injection_mod
 from simulator.imaging import dose as dose_mod
 from simulator.imaging.carm import DETECTOR_SIZE_MM, CArmPose
 from simulator.imaging.fluoroscope import Fluoroscope, XRayImage
@@ -79,7 +80,7 @@ class Simulation:
         self.carm_pose = CArmPose(0.0, 0.0, tuple(float(v) for v in target))
         self.image_size_px = image_size_px
         self._fluoroscope: Fluoroscope | None = None
-        self.contrast: contrast_mod.ContrastField | None = None
+        self.contrast = contrast_mod.ContrastField()
         self.images: list[XRayImage] = []
         self.dose = dose_mod.DoseTally()
         self.field_mm = DETECTOR_SIZE_MM  # the iris's field at the detector
@@ -295,16 +296,18 @@ class Simulation:
                                  self.fluoroscope.flat_panel)
 
     def current_image(self, noise_index: int | None = None, exposure: dose_mod.Exposure | None = None,
-                      noise_stream: int = 7, subtract: np.ndarray | None = None) -> XRayImage:
+                      noise_stream: int = 7, subtract: np.ndarray | None = None,
+                      t_s: float | None = None) -> XRayImage:
         """An image at the current pose with the needle and contrast as they are now (no event), at
         an acquisition's exposure unless ``exposure`` says otherwise; ``subtract``: a subtraction
-        run's mask."""
+        run's mask; ``t_s``: the simulated time (default now: contrast flows and washes out)."""
         index = len(self.images) if noise_index is None else noise_index
         exposure = exposure or self._exposure("acquisition", 1)
         return self.fluoroscope.render(self.carm_pose, self._overlays(), self.contrast,
                                        (self.scenario.patient.seed, noise_stream, index),
                                        photons_per_pixel=exposure.photons_per_pixel_unattenuated,
-                                       field_mm=self.field_mm, subtract=subtract, kvp=exposure.kvp)
+                                       field_mm=self.field_mm, subtract=subtract, kvp=exposure.kvp,
+                                       t_s=self.t_s if t_s is None else t_s)
 
     # ----------------------------------------------------------------------------- live fluoroscopy
     @property
@@ -327,7 +330,9 @@ class Simulation:
 
     def _scene_integrals(self) -> np.ndarray:
         """Everything in the beam now (the mask of a subtraction run)."""
-        return self.fluoroscope.total_integrals(self.carm_pose, self._overlays(), self.contrast)[1].copy()
+        kvp = self._exposure("subtraction", 1).kvp
+        return self.fluoroscope.measured_integrals(self.carm_pose, self._overlays(), self.contrast, self.t_s, kvp,
+                                                   self.field_mm)
 
     @property
     def _fluoro_mode(self) -> str:
@@ -367,7 +372,7 @@ class Simulation:
         pulse = int(max(t - since, 0.0) * (dose_mod.CONTINUOUS_FPS if rate is None else rate))
         exposure = self._exposure(self._fluoro_mode, 1)
         return self.current_image(noise_index=int(round(since * 1000.0)) * 100000 + pulse, exposure=exposure,
-                                  noise_stream=13, subtract=self._subtraction_mask)
+                                  noise_stream=13, subtract=self._subtraction_mask, t_s=t)
 
     def _do_magnify(self, c: cmd.Magnify) -> None:
         self._require_fluoroscopy("Magnification")
@@ -449,23 +454,17 @@ class Simulation:
     def _do_inject_contrast(self, c: cmd.InjectContrast) -> None:
         if not self.needle.inserted or self.needle.depth_mm <= 0.0:
             raise CommandRefused("the needle is not in the patient")
-        total = (self.contrast.total_ml if self.contrast else 0.0) + c.volume_ml
+        total = self.contrast.total_ml + c.volume_ml
         if total > self.scenario.limits.contrast_ml + 1e-9:
             raise CommandRefused(f"the scenario allows {self.scenario.limits.contrast_ml} mL of contrast")
-        tissue = self.needle.tip_tissue()
-        compartment = contrast_mod.compartment_of(tissue)
-        # intrathecal contrast settles to the dependent side: anterior for a prone patient
-        dependent = frames.ANTERIOR if compartment == "intrathecal" else None
-        result = contrast_mod.spread(self.anatomy.labels, self.anatomy.world_from_voxel, self.needle.tip_mm,
-                                     tissue_table().names_by_id(), compartment, c.volume_ml, self._rng(13),
-                                     dependent_direction=dependent)
-        if result is not None:
-            mu, w = result
-            if self.contrast is None:
-                self.contrast = contrast_mod.ContrastField(mu, w, c.volume_ml, [compartment])
-            else:
-                self.contrast = _merge_contrast(self.contrast, mu, w, c.volume_ml, compartment)
-        self._emit("contrast_injected", volume_ml=c.volume_ml, compartment=compartment, total_ml=round(total, 3))
+        # gravity for a prone patient is anterior: intrathecal contrast settles there
+        done = injection_mod.inject(self.anatomy, self.needle.tip_mm, self.needle.tip_tissue(), c.volume_ml,
+                                    self.t_s, self.scenario.patient.seed, self._rng(13), frames.ANTERIOR)
+        self.contrast.boluses += done.boluses
+        self.contrast.vessels += done.vessels
+        self.contrast.total_ml = total
+        self.contrast.compartments.append(done.report["compartment"])
+        self._emit("contrast_injected", volume_ml=c.volume_ml, total_ml=round(total, 3), **done.report)
 
     def _do_palpate(self, c: cmd.Palpate) -> None:
         finding = self.palpate(np.asarray(c.point_mm, float))
@@ -516,23 +515,6 @@ class Simulation:
                 if stop_on_refusal:
                     raise
         return sim
-
-
-def _merge_contrast(old: contrast_mod.ContrastField, mu: np.ndarray, w: np.ndarray, volume_ml: float,
-                    compartment: str) -> contrast_mod.ContrastField:
-    """Two contrast grids (same voxel size, aligned with the anatomy) summed on their union box."""
-    voxel = float(w[0, 0])
-    lo = np.minimum(old.world_from_voxel[:3, 3], w[:3, 3])
-    hi = np.maximum(old.world_from_voxel[:3, 3] + voxel * (np.array(old.mu_per_mm.shape) - 1),
-                    w[:3, 3] + voxel * (np.array(mu.shape) - 1))
-    shape = tuple(int(n) for n in np.round((hi - lo) / voxel).astype(int) + 1)
-    out = np.zeros(shape, np.float32)
-    for grid, wv in ((old.mu_per_mm, old.world_from_voxel), (mu, w)):
-        o = np.round((wv[:3, 3] - lo) / voxel).astype(int)
-        out[o[0]:o[0] + grid.shape[0], o[1]:o[1] + grid.shape[1], o[2]:o[2] + grid.shape[2]] += grid
-    merged_w = w.copy()
-    merged_w[:3, 3] = lo
-    return contrast_mod.ContrastField(out, merged_w, old.total_ml + volume_ml, old.compartments + [compartment])
 
 
 def _list(v) -> list[float]:
