@@ -16,7 +16,11 @@ spectrum itself in 5 keV bins (energy-weighted, as an energy-integrating detecto
 water's attenuation in each bin relative to 60 keV, over which the image's transmission is summed.
 The steel needle (iron) and iodinated contrast have their own energy dependence (iron's photoelectric
 fall, iodine's K-edge at 33.2 keV inside a bin): for them each bin gives the attenuation relative to
-60 keV averaged over the bin's photons, as a thin layer of the material sees it.
+60 keV averaged over the bin's photons, as a thin layer of the material sees it. Bone is split
+into a soft-tissue part (water's energy dependence, up to SOFT_TISSUE_MU_60KEV_PER_MM) and the excess
+over it, whose energy dependence is cortical bone's (ICRU-44 composition, the mass-weighted sum of its
+elements' cross-sections) less that soft part; the image ray-caster accumulates that excess
+separately.
 """
 
 from __future__ import annotations
@@ -25,6 +29,13 @@ from pathlib import Path
 
 import numpy as np
 
+#: Cortical bone, ICRU-44 (mass fractions; density 1.92 g/cm3), as in reference section 4.2.
+CORTICAL_BONE = {"H": 0.034, "C": 0.155, "N": 0.042, "O": 0.435, "Na": 0.001, "Mg": 0.002, "P": 0.103,
+                 "S": 0.003, "Ca": 0.225}
+CORTICAL_BONE_DENSITY = 1.92
+#: Attenuation at 60 keV up to which a voxel counts as soft tissue (1/mm): above the soft tissues
+#: (muscle 0.0215, soft tissue 0.0217), below cancellous bone (0.024 and up).
+SOFT_TISSUE_MU_60KEV_PER_MM = 0.0225
 KVPS = (60, 65, 70, 75, 80, 85, 90, 95, 100, 105, 110, 115, 120)
 FILTERS = (("Al", 3.0), ("Cu", 0.1))
 TARGET_ANGLE_DEG = 12.0
@@ -39,6 +50,15 @@ def main() -> None:
 
     def element_mu_over_rho(element: str, energy_kev) -> np.ndarray:
         return np.asarray(xraydb.mu_elam(element, 1000.0 * np.asarray(energy_kev, float)), float)
+
+    def cortical_mu_per_mm(energy_kev) -> np.ndarray:
+        per_cm = CORTICAL_BONE_DENSITY * sum(w * element_mu_over_rho(el, energy_kev) for el, w in CORTICAL_BONE.items())
+        return 0.1 * per_cm
+
+    def bone_excess_mu(energy_kev) -> np.ndarray:
+        """Cortical bone's attenuation less its soft part (water's energy dependence), 1/mm."""
+        water_relative = np.array([water_mu(e) for e in np.atleast_1d(energy_kev)]) / water_mu(60.0)
+        return cortical_mu_per_mm(energy_kev) - water_relative * SOFT_TISSUE_MU_60KEV_PER_MM
 
     rows = []
     for kvp in KVPS:
@@ -55,7 +75,7 @@ def main() -> None:
         # water's attenuation in each bin relative to 60 keV
         edges = np.arange(10.0, kvp + 5.0, 5.0)
         centres, weights, ratios = [], [], []
-        materials = {element: [] for element in ("I", "Fe")}
+        materials = {element: [] for element in ("I", "Fe", "bone")}
         for lo, hi in zip(edges[:-1], edges[1:], strict=True):
             inside = (energies >= lo) & (energies < hi)
             w = float((fluence[inside] * energies[inside]).sum())
@@ -66,7 +86,10 @@ def main() -> None:
             weights.append(w)
             ratios.append(water_mu(e) / water_mu(60.0))
             for element, out in materials.items():
-                mu = element_mu_over_rho(element, energies[inside]) / element_mu_over_rho(element, 60.0)
+                if element == "bone":
+                    mu = bone_excess_mu(energies[inside]) / bone_excess_mu(60.0)
+                else:
+                    mu = element_mu_over_rho(element, energies[inside]) / element_mu_over_rho(element, 60.0)
                 out.append(float((fluence[inside] * energies[inside] * mu).sum() / w))
         weights = list(np.asarray(weights) / np.sum(weights))
         rows.append((kvp, kerma, emean, hvl, behind, water_mu(behind) / water_mu(60.0), centres, weights, ratios,
@@ -74,10 +97,13 @@ def main() -> None:
     lines = [
         "# The C-arm tube: air kerma per mAs at 1 m and beam quality by kVp.",
         "# Source: SpekPy 2.5.4 (Poludniowski et al., Phys Med Biol 2021; tungsten anode, 12 degree",
-        "# target, 3 mm Al + 0.1 mm Cu) and xraydb 4.5.8 (water, iodine, iron; Elam cross-sections), made by",
-        "# assets/make_xray_tables.py. Do not edit by hand.",
+        "# target, 3 mm Al + 0.1 mm Cu) and xraydb 4.5.8 (water, iodine, iron, ICRU-44 cortical bone; Elam",
+        "# cross-sections), made by",
+        "# assets/make_xray_tables.py. Do not edit by hand. Bone is split into soft tissue up to",
+        "# soft_tissue_mu_60kev_per_mm (water's energy dependence) and the excess over it (bone_excess).",
         "",
         "format_version = 1",
+        f"soft_tissue_mu_60kev_per_mm = {SOFT_TISSUE_MU_60KEV_PER_MM}",
         f'filtration = "{" + ".join(f"{mm:g} mm {m}" for m, mm in FILTERS)}"',
         "",
     ]
@@ -90,7 +116,8 @@ def main() -> None:
                   f"bin_energy_weight = [{', '.join(f'{w:.5f}' for w in weights)}]",
                   f"bin_water_mu_relative_to_60kev = [{', '.join(f'{r:.4f}' for r in ratios)}]",
                   f"bin_iodine_mu_relative_to_60kev = [{', '.join(f'{r:.4f}' for r in materials['I'])}]",
-                  f"bin_iron_mu_relative_to_60kev = [{', '.join(f'{r:.4f}' for r in materials['Fe'])}]", ""]
+                  f"bin_iron_mu_relative_to_60kev = [{', '.join(f'{r:.4f}' for r in materials['Fe'])}]",
+                  f"bin_bone_excess_mu_relative_to_60kev = [{', '.join(f'{r:.4f}' for r in materials['bone'])}]", ""]
     out = Path(__file__).resolve().parent / "xray_tube.toml"
     out.write_text("\n".join(lines), encoding="utf-8")
     print("wrote", out)

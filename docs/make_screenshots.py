@@ -266,6 +266,112 @@ def app_screenshots(anatomy) -> None:
         leftover.unlink()
 
 
+def _tile(image: np.ndarray, caption: str, size: int = 300) -> np.ndarray:
+    """An image scaled to ``size`` with a caption strip (up to two lines, split at "|") under it."""
+    from PIL import ImageDraw
+
+    tile = Image.fromarray(image).resize((size, size))
+    out = Image.new("L", (size, size + 36), 0)
+    out.paste(tile, (0, 0))
+    for k, line in enumerate(caption.split("|")[:2]):
+        ImageDraw.Draw(out).text((6, size + 4 + 15 * k), line.strip(), fill=230)
+    return np.asarray(out)
+
+
+def _grid(rows: list[list[np.ndarray]]) -> np.ndarray:
+    width = max(len(r) for r in rows)
+    blank = np.zeros_like(rows[0][0])
+    return np.vstack([np.hstack(r + [blank] * (width - len(r))) for r in rows])
+
+
+def procedure_views() -> None:
+    """Standard views of several procedures on their scenarios' patients, computed from the anatomy."""
+    from simulator.anatomy.anatomy import anatomy_for_scenario
+    from simulator.imaging.carm import CArmPose
+    from simulator.imaging.fluoroscope import Fluoroscope
+    from simulator.imaging.views import projection_name, standard_views
+    from simulator.scenario.loader import load_scenario
+
+    rows = []
+    for scenario, procedure, interspace, side, names in (
+            (DEFAULT, "lumbar_facet", "L4-L5", "right",
+             ("AP, endplates squared", "lateral", "ipsilateral oblique (Scotty dog)", "facet view (along the joint)")),
+            (DEFAULT, "sacroiliac_joint", "L5-S1", "right", ("AP, endplates squared", "S1 foramen", "SIJ oblique")),
+            ("cervical_interlaminar_c7t1_fluoroscopy", "cervical_transforaminal", "C6-C7", "right",
+             ("AP, endplates squared", "lateral", "contralateral oblique 50", "foraminal oblique"))):
+        anatomy = anatomy_for_scenario(load_scenario(scenario).scenario)
+        scope = Fluoroscope(anatomy.mu_volume(), anatomy.world_from_voxel, 512)
+        views = standard_views(anatomy, procedure, interspace, side)
+        centre = tuple(float(v) for v in anatomy.landmark(f"{interspace}.interlaminar_center"))
+        row = []
+        for name in names:
+            ob, tilt = views[name]
+            image = scope.render(CArmPose(ob, tilt, centre), [], None, (1, 0), kvp=75.0).display
+            row.append(_tile(image, f"{procedure}: {name} | {projection_name(ob, tilt)}"))
+        rows.append(row)
+    Image.fromarray(_grid(rows)).save(OUT / "xray_procedure_views.png")
+    print("wrote", OUT / "xray_procedure_views.png")
+
+
+def contrast_patterns(anatomy=None) -> None:
+    """Contrast patterns of the reference's library (3.0) on the default patient, once spread, and
+    venous uptake on a live and a subtracted frame."""
+    if anatomy is None:
+        from simulator.anatomy.anatomy import anatomy_for_scenario
+        from simulator.scenario.loader import load_scenario
+
+        anatomy = anatomy_for_scenario(load_scenario(DEFAULT).scenario)
+    from simulator.anatomy.tissues import tissue_table
+    from simulator.geometry import frames
+    from simulator.imaging import injection, vascular
+    from simulator.imaging.carm import CArmPose
+    from simulator.imaging.contrast import ContrastField
+    from simulator.imaging.fluoroscope import Fluoroscope
+
+    scope = Fluoroscope(anatomy.mu_volume(), anatomy.world_from_voxel, 512)
+    names = tissue_table().names_by_id()
+
+    def near(point, tissue, within=15.0):
+        return injection._nearest_tissue(anatomy, np.asarray(point, float), (tissue,), within)
+
+    s3 = 0.5 * (anatomy.landmark("S3.foramen_left") + anatomy.landmark("S3.foramen_right"))
+    cases = [
+        ("interlaminar epidural", anatomy.landmark("L4-L5.epidural_target"), 2.0, ("ap", "lateral")),
+        ("transforaminal (L4-L5 right)", near(anatomy.landmark("L4-L5.foramen_right_center"), "epidural_fat"), 1.5,
+         ("ap", "lateral")),
+        ("caudal", near(s3, "epidural_fat", 20.0), 6.0, ("ap", "lateral")),
+        ("intrathecal", near(anatomy.landmark("L4-L5.epidural_target"), "csf"), 2.0, ("ap", "lateral")),
+        ("subdural", near(anatomy.landmark("L4-L5.epidural_target"), "dura"), 1.0, ("ap", "lateral")),
+        ("intradiscal", anatomy.landmark("L4-L5.disc_center"), 1.0, ("ap", "lateral")),
+        ("facet arthrogram", near(anatomy.landmark("L4-L5.facet_right_center"), "facet_joint"), 0.8, ("ap",)),
+        ("SIJ arthrogram", near(anatomy.landmark("sij_right_lower_third"), "sacroiliac_joint"), 1.5, ("ap",)),
+    ]
+    tiles = []
+    for name, point, volume, views in cases:
+        if point is None:
+            continue
+        tissue = names[int(anatomy.labels_at(np.asarray(point)[None])[0])]
+        done = injection.inject(anatomy, point, tissue, volume, 0.0, 11, np.random.default_rng(1), frames.ANTERIOR)
+        field = ContrastField(done.boluses, done.vessels, volume, [done.report["compartment"]])
+        for view in views:
+            pose = CArmPose(0.0 if view == "ap" else 90.0, 0.0, tuple(float(v) for v in point))
+            image = scope.render(pose, [], field, (2, len(tiles)), kvp=75.0).display
+            tiles.append(_tile(image, f"{name}, {view}"))
+    # venous uptake at a foramen: live (faint) and subtracted, while it goes in
+    point = near(anatomy.landmark("L5-S1.foramen_right_center"), "epidural_fat")
+    fill = vascular.vessel_fill(anatomy, point, vascular.UptakeDraw("venous", 1.0, 60.0), 0.0, 1.5, 11)
+    field = ContrastField(vessels=[fill], total_ml=1.0)
+    pose = CArmPose(0.0, 0.0, tuple(float(v) for v in point))
+    mask = scope.measured_integrals(pose, [], None, None, 75.0)
+    for caption, subtract in (("venous uptake, live", None), ("venous uptake, DSA", mask)):
+        image = scope.render(pose, [], field, (3, 0), photons_per_pixel=2.0e4, subtract=subtract, kvp=75.0,
+                             t_s=1.2).display
+        tiles.append(_tile(image, caption))
+    rows = [tiles[i:i + 6] for i in range(0, len(tiles), 6)]
+    Image.fromarray(_grid(rows)).save(OUT / "xray_contrast_patterns.png")
+    print("wrote", OUT / "xray_contrast_patterns.png")
+
+
 def main() -> int:
     only = set(sys.argv[1:])  # e.g. "ct_imported_views": regenerate only those pictures
     if only:
@@ -284,6 +390,8 @@ def main() -> int:
     patients_side_by_side()
     ct_imported_views()
     xray_images(loaded, anatomy)
+    procedure_views()
+    contrast_patterns(anatomy)
     app_screenshots(anatomy)
     return 0
 

@@ -144,6 +144,13 @@ def test_standard_and_saved_views(make_window, qtbot):
     # a magnification mode from the panel
     window.magnification.activated.emit(window.magnification.findData(170.0))
     assert sim.carm_pose.field_of_view_mm == 170.0
+    # the table moves under the C-arm by keyboard: the beam's centre goes 10 mm towards the head
+    before = np.asarray(sim.carm_pose.isocentre_mm)
+    _press(qtbot, window, Qt.Key.Key_Up, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    assert np.allclose(np.asarray(sim.carm_pose.isocentre_mm) - before, [0.0, 0.0, 10.0])
+    # the console's own name for the pose is shown next to the patient-terms one
+    window.take_image(wait=True)
+    assert "[C-arm RAO 20" in window.monitor._caption
 
 
 def test_keyboard_drives_a_whole_fluoroscopy_attempt(make_window, qtbot):

@@ -381,3 +381,21 @@ def test_subtraction_reveals_faint_arterial_uptake_that_live_imaging_hides(make_
 
     live, dsa = cnr(False), cnr(True)
     assert dsa > 2.0 * live, (live, dsa)
+
+
+def test_the_same_attempt_gives_the_same_live_frames_when_replayed(make_sim, tmp_path):
+    """Contrast injected under live fluoroscopy, replayed from the attempt's record: every frame of
+    the run (noise, the contrast's flow, any uptake) is identical; two pulses of the run differ."""
+    from simulator.records.attempt_file import read_record
+
+    path = tmp_path / "attempt.jsonl"
+    sim = make_sim(image_size_px=96, record_path=path)
+    needle_to_loss(sim, "L4-L5")
+    sim.apply(cmd.FluoroscopyOn(pulse_rate_pps=15.0))
+    sim.apply(cmd.InjectContrast(volume_ml=1.0))
+    times = [sim.t_s + dt for dt in (0.2, 0.9, 1.6)]
+    frames = [sim.live_frame(t).display for t in times]
+    sim.close()
+    replay = Simulation.replay(sim.loaded, read_record(path), anatomy=sim.anatomy, image_size_px=96)
+    assert all(np.array_equal(a, replay.live_frame(t).display) for a, t in zip(frames, times, strict=True))
+    assert not np.array_equal(frames[0], frames[1])

@@ -19,7 +19,7 @@ from pyvistaqt import QtInteractor
 
 from simulator.errors import SpineSimError
 from simulator.imaging.carm import FIELDS_OF_VIEW_MM
-from simulator.imaging.views import projection_name, standard_views
+from simulator.imaging.views import console_name, projection_name, standard_views
 from simulator.protocol import commands as cmd
 from simulator.protocol.events import Event
 from simulator.scene.scene import SpineScene
@@ -39,6 +39,7 @@ SHORTCUTS = [
     ("1 / 2 / 3", "C-arm presets: AP, lateral, contralateral oblique 50 degrees"),
     ("[ and ]", "C-arm oblique -/+ 5 degrees"),
     ("PgUp / PgDn", "C-arm tilt towards the head / feet 2 degrees"),
+    ("Ctrl+Shift + arrows", "move the table: the beam's centre 10 mm towards the head, feet, left or right"),
     ("V", "show / hide the spine inside the skin (where the scenario allows)"),
     ("P", "switch right-click between choosing the entry and palpating"),
     ("Ctrl+Enter or F10", "finish the attempt and see the debrief"),
@@ -290,7 +291,7 @@ class MainWindow(QMainWindow):
             return
         frame = self.sim.live_frame(max(self.elapsed_s(), self.sim.t_s))
         mode = "DSA" if self.subtraction.isChecked() else "LIVE"
-        self.monitor.show_image(frame.display, f"{mode}  {projection_name(frame.pose.oblique_deg, frame.pose.tilt_deg)}")
+        self.monitor.show_image(frame.display, f"{mode}  {self._pose_caption(frame.pose)}")
 
     def _needle_panel(self) -> QGroupBox:
         box = QGroupBox(f"Needle: {self.sim.needle.spec.name}")
@@ -378,6 +379,10 @@ class MainWindow(QMainWindow):
             "]": lambda: self.set_carm(self.sim.carm_pose.oblique_deg + 5.0, self.sim.carm_pose.tilt_deg),
             "PgUp": lambda: self.set_carm(self.sim.carm_pose.oblique_deg, self.sim.carm_pose.tilt_deg + 2.0),
             "PgDown": lambda: self.set_carm(self.sim.carm_pose.oblique_deg, self.sim.carm_pose.tilt_deg - 2.0),
+            "Ctrl+Shift+Up": lambda: self.move_table(cranial_mm=10.0),
+            "Ctrl+Shift+Down": lambda: self.move_table(cranial_mm=-10.0),
+            "Ctrl+Shift+Left": lambda: self.move_table(right_mm=-10.0),
+            "Ctrl+Shift+Right": lambda: self.move_table(right_mm=10.0),
             "V": self.toggle_spine,
             "P": lambda: (self.entry_radio if self._palpate_mode else self.palpate_radio).setChecked(True),
             "Ctrl+Return": self.finish, "Ctrl+Enter": self.finish, "F10": self.finish,
@@ -430,6 +435,16 @@ class MainWindow(QMainWindow):
         oblique_deg = float(np.clip(oblique_deg, -100.0, 100.0))
         tilt_deg = float(np.clip(tilt_deg, -45.0, 45.0))
         self.execute(cmd.MoveCArm(oblique_deg=oblique_deg, tilt_deg=tilt_deg))
+
+    def move_table(self, cranial_mm: float = 0.0, right_mm: float = 0.0) -> None:
+        """Slide the table so the beam's centre (the isocentre) moves over the patient."""
+        if self.sim.guidance != "fluoroscopy":
+            return
+        pose = self.sim.carm_pose
+        iso = np.asarray(pose.isocentre_mm, float) + np.array([right_mm, 0.0, cranial_mm])
+        if self.execute(cmd.MoveCArm(oblique_deg=pose.oblique_deg, tilt_deg=pose.tilt_deg,
+                                     isocentre_mm=tuple(float(v) for v in iso))):
+            self._log(f"Table moved: beam centre {cranial_mm:+.0f} mm cranial, {right_mm:+.0f} mm right.")
 
     def _send_carm(self) -> None:
         self.set_carm(self.oblique.value(), self.tilt.value())
@@ -506,11 +521,11 @@ class MainWindow(QMainWindow):
             self.iris.blockSignals(False)
         elif kind == "fluoroscopy_stopped" and self.sim.last_image_hold is not None:
             hold = self.sim.last_image_hold
-            self.monitor.show_image(hold.display, f"LIH  {projection_name(hold.pose.oblique_deg, hold.pose.tilt_deg)}")
+            self.monitor.show_image(hold.display, f"LIH  {self._pose_caption(hold.pose)}")
         elif kind == "image_acquired":
             image = self.sim.images[event.data["index"]]
             self.monitor.show_image(image.display, f"#{event.data['index'] + 1}  "
-                                                   f"{projection_name(image.pose.oblique_deg, image.pose.tilt_deg)}")
+                                                   f"{self._pose_caption(image.pose)}")
         if kind == "palpated":
             self.scene.add_palpation_marker(event.data["point_mm"], event.data["finding"], event.data["depth_mm"])
             self.palpation_label.setText(palpation_text(event.data))
@@ -536,6 +551,11 @@ class MainWindow(QMainWindow):
             self.trace.set_readings(self.sim.lor_trace, self.sim.lor_times_s)
         self._update_status()
         self.plotter.render()
+
+    def _pose_caption(self, pose) -> str:
+        """The projection in patient terms and as the C-arm's console shows it."""
+        return (f"{projection_name(pose.oblique_deg, pose.tilt_deg)}  "
+                f"[C-arm {console_name(pose.oblique_deg, pose.tilt_deg, self.sim.scenario.patient_position)}]")
 
     def _log(self, text: str) -> None:
         self.log.addItem(f"{self.elapsed_s():6.1f} s  {text}")

@@ -19,7 +19,7 @@ from simulator.imaging.carm import (DETECTOR_SIZE_MM, SOURCE_TO_DETECTOR_MM, SOU
 from simulator.imaging.contrast import ContrastField
 from simulator.imaging.overlay import Overlay, overlay_integrals
 from simulator.imaging.projector import ProjectorVolume, window_line_integrals
-from simulator.imaging.spectrum import polychromatic, polychromatic_materials
+from simulator.imaging.spectrum import polychromatic_anatomy, polychromatic_materials
 
 #: Photons per pixel before the patient when no exposure is given (about a single acquisition's):
 #: sets the quantum noise. The simulation passes each exposure's own (see :mod:`.dose`).
@@ -31,10 +31,11 @@ PHOTONS_PER_PIXEL = 4.0e5
 SUBTRACTION_WINDOW = (-0.5, 0.7)
 #: Scatter-to-primary ratio at the detector, behind the C-arm's anti-scatter grid, for 20 cm of
 #: water over the full field [D: without a grid a 20 cm patient gives a ratio of several; a
-#: fluoroscopy grid removes most of it, leaving a few tenths]. It grows with the thickness crossed
+#: fluoroscopy grid removes most of it, leaving a few tenths, and the C-arm's processing flattens the
+#: rest]. It grows with the thickness crossed
 #: (scatter is made along the path: ~ A exp(-A) for a line integral A, against the primary's
 #: exp(-A)) and falls as the iris closes (less irradiated volume).
-SCATTER_TO_PRIMARY_20CM_WATER = 0.3
+SCATTER_TO_PRIMARY_20CM_WATER = 0.15
 #: Line integral of 20 cm of water at 60 keV.
 WATER_20CM_INTEGRAL = 0.206 * 20.0
 #: The anatomy's rays are spaced no wider than this many voxels at the isocentre (see
@@ -85,6 +86,11 @@ class Fluoroscope:
         self._pose: CArmPose | None = None
         self._projection: Projection | None = None
         self._anatomy: np.ndarray | None = None
+        self._stride = 1
+        self._coarse_anatomy: np.ndarray | None = None
+        self._coarse_bone: np.ndarray | None = None
+        self._seen: np.ndarray | None = None
+        self._seen_kvp: float | None = None
         self._scatter_key = None
         self._scatter: np.ndarray | None = None
         self._scatter_window: tuple[float, float] | None = None
@@ -113,20 +119,43 @@ class Fluoroscope:
         if pose != self._pose or self._anatomy is None:
             self._projection = projection_for(pose, self.size_px)
             stride = self.ray_stride(self._projection)
-            if stride == 1:
-                self._anatomy = self.volume.line_integrals(self._projection)
-            else:
-                p = self._projection
-                coarse = Projection(source_mm=p.source_mm,
-                                    pixel00_mm=p.pixel00_mm + 0.5 * (stride - 1) * (p.row_step_mm + p.col_step_mm),
-                                    row_step_mm=p.row_step_mm * stride, col_step_mm=p.col_step_mm * stride,
-                                    rows=p.rows // stride, cols=p.cols // stride, detector_normal=p.detector_normal)
-                # grid_mode: pixel areas line up, so fine pixel r samples coarse (r - (stride-1)/2) / stride
-                self._anatomy = ndimage.zoom(self.volume.line_integrals(coarse), stride, order=1,
-                                             grid_mode=True, mode="nearest").astype(np.float32)
+            p = self._projection
+            coarse = Projection(source_mm=p.source_mm,
+                                pixel00_mm=p.pixel00_mm + 0.5 * (stride - 1) * (p.row_step_mm + p.col_step_mm),
+                                row_step_mm=p.row_step_mm * stride, col_step_mm=p.col_step_mm * stride,
+                                rows=p.rows // stride, cols=p.cols // stride, detector_normal=p.detector_normal)
+            self._coarse_anatomy, self._coarse_bone = self.volume.line_integrals(coarse, bone_excess=True)
+            self._stride = stride
+            self._anatomy = self._fine(self._coarse_anatomy)
             self._pose = pose
+            self._seen_kvp = None
             self._stage_integrals = {}
         return self._projection, self._anatomy
+
+    def _fine(self, coarse: np.ndarray) -> np.ndarray:
+        """A per-ray image at full resolution (rays every :meth:`ray_stride` pixels, interpolated)."""
+        if self._stride == 1:
+            return coarse
+        # grid_mode: pixel areas line up, so fine pixel r samples coarse (r - (stride-1)/2) / stride
+        return ndimage.zoom(coarse, self._stride, order=1, grid_mode=True, mode="nearest").astype(np.float32)
+
+    def _bone_at(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """The bone-excess line integral at full-resolution pixels (interpolated between rays)."""
+        k = self._stride
+        where = np.stack([(rows - (k - 1) / 2.0) / k, (cols - (k - 1) / 2.0) / k])
+        return ndimage.map_coordinates(self._coarse_bone, where, order=1, mode="nearest")
+
+    def anatomy_seen(self, pose: CArmPose, kvp: float | None) -> np.ndarray:
+        """What the detector sees of the anatomy alone at ``pose`` and ``kvp`` (its soft tissue and
+        bone each with its own energy dependence; ``None``: the 60 keV line integrals), once per pose
+        and kVp (summed over the spectrum ray by ray, then interpolated like the integrals)."""
+        _, anatomy = self.anatomy_integrals(pose)
+        if kvp is None:
+            return anatomy
+        if self._seen_kvp != kvp:
+            self._seen = self._fine(polychromatic_anatomy(self._coarse_anatomy, self._coarse_bone, kvp))
+            self._seen_kvp = kvp
+        return self._seen
 
     def pixel_mm(self, pose: CArmPose) -> float:
         """Detector pixel size at ``pose``'s field of view, mm."""
@@ -207,7 +236,8 @@ class Fluoroscope:
         for part in (steel, iodine):
             if part is not None:
                 total += part
-        seen = total if kvp is None else polychromatic_materials(anatomy, steel, iodine, kvp, box)
+        seen = total if kvp is None else polychromatic_materials(anatomy, self._bone_at, steel, iodine, kvp, box,
+                                                                 anatomy_seen=self.anatomy_seen(pose, kvp))
         return projection, seen, total
 
     def scatter_fraction(self, pose: CArmPose, kvp: float | None, iris_fraction: float = 1.0) -> np.ndarray:
@@ -217,8 +247,7 @@ class Fluoroscope:
         pose: the needle and contrast hardly change it."""
         key = (pose, kvp, round(float(iris_fraction), 3))
         if key != self._scatter_key:
-            _, anatomy = self.anatomy_integrals(pose)
-            seen = anatomy if kvp is None else polychromatic(anatomy, kvp)
+            seen = self.anatomy_seen(pose, kvp)
             made = seen * np.exp(-seen)
             scale = SCATTER_TO_PRIMARY_20CM_WATER / WATER_20CM_INTEGRAL * min(iris_fraction, 1.0)
             self._scatter = (scale * _smooth_coarse(made, factor=16, size=5)).astype(np.float32)

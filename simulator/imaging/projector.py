@@ -12,6 +12,7 @@ import numpy as np
 from numba import njit, prange
 
 from simulator.imaging.carm import Projection
+from simulator.imaging.spectrum import SOFT_TISSUE_MU_60KEV_PER_MM
 
 
 @njit(cache=True, fastmath=True, inline="always")
@@ -25,11 +26,12 @@ def pixel_ray(source, pixel00, row_step, col_step, r, c):
 
 
 @njit(parallel=True, fastmath=True, cache=True)
-def _raycast(mu, source_v, pixel00_v, row_step_v, col_step_v, rows, cols, step_vox, voxel_mm, out):
+def _raycast(mu, source_v, pixel00_v, row_step_v, col_step_v, rows, cols, step_vox, voxel_mm, soft_max, out,
+             out_excess):
     nx, ny, nz = mu.shape
-    hi0 = nx - 1.0
-    hi1 = ny - 1.0
-    hi2 = nz - 1.0
+    hi0 = nx - 1.001
+    hi1 = ny - 1.001
+    hi2 = nz - 1.001
     for r in prange(rows):
         for c in range(cols):
             ux, uy, uz, length = pixel_ray(source_v, pixel00_v, row_step_v, col_step_v, r, c)
@@ -56,6 +58,7 @@ def _raycast(mu, source_v, pixel00_v, row_step_v, col_step_v, rows, cols, step_v
                     if tb < t1:
                         t1 = tb
             acc = 0.0
+            acc_excess = 0.0
             if t1 > t0:
                 n_steps = int((t1 - t0) / step_vox)
                 # a fixed per-pixel offset of the first sample (a hash of the pixel index) turns
@@ -63,41 +66,38 @@ def _raycast(mu, source_v, pixel00_v, row_step_v, col_step_v, rows, cols, step_v
                 h = (r * 73856093) ^ (c * 19349663)
                 jitter = ((h & 1023) / 1024.0)
                 t = t0 + jitter * step_vox
+                x = source_v[0] + ux * t
+                y = source_v[1] + uy * t
+                z = source_v[2] + uz * t
+                dx = ux * step_vox
+                dy = uy * step_vox
+                dz = uz * step_vox
                 for _ in range(n_steps):
-                    x = source_v[0] + ux * t
-                    y = source_v[1] + uy * t
-                    z = source_v[2] + uz * t
+                    # the ray is clipped to [0, n - 1.001] on each axis: no sample needs clamping
                     i = int(x)
                     j = int(y)
                     k = int(z)
-                    if i > nx - 2:
-                        i = nx - 2
-                    if j > ny - 2:
-                        j = ny - 2
-                    if k > nz - 2:
-                        k = nz - 2
-                    if i < 0:
-                        i = 0
-                    if j < 0:
-                        j = 0
-                    if k < 0:
-                        k = 0
-                    fx = x - i
-                    fy = y - j
-                    fz = z - k
-                    c00 = mu[i, j, k] * (1 - fx) + mu[i + 1, j, k] * fx
-                    c10 = mu[i, j + 1, k] * (1 - fx) + mu[i + 1, j + 1, k] * fx
-                    c01 = mu[i, j, k + 1] * (1 - fx) + mu[i + 1, j, k + 1] * fx
-                    c11 = mu[i, j + 1, k + 1] * (1 - fx) + mu[i + 1, j + 1, k + 1] * fx
-                    c0 = c00 * (1 - fy) + c10 * fy
-                    c1 = c01 * (1 - fy) + c11 * fy
-                    acc += c0 * (1 - fz) + c1 * fz
-                    t += step_vox
+                    fx = np.float32(x - i)
+                    fy = np.float32(y - j)
+                    fz = np.float32(z - k)
+                    c00 = mu[i, j, k] + (mu[i + 1, j, k] - mu[i, j, k]) * fx
+                    c10 = mu[i, j + 1, k] + (mu[i + 1, j + 1, k] - mu[i, j + 1, k]) * fx
+                    c01 = mu[i, j, k + 1] + (mu[i + 1, j, k + 1] - mu[i, j, k + 1]) * fx
+                    c11 = mu[i, j + 1, k + 1] + (mu[i + 1, j + 1, k + 1] - mu[i, j + 1, k + 1]) * fx
+                    c0 = c00 + (c10 - c00) * fy
+                    c1 = c01 + (c11 - c01) * fy
+                    v = c0 + (c1 - c0) * fz
+                    acc += v
+                    acc_excess += max(v - soft_max, np.float32(0.0))
+                    x += dx
+                    y += dy
+                    z += dz
             out[r, c] = acc * step_vox * voxel_mm
+            out_excess[r, c] = acc_excess * step_vox * voxel_mm
 
 
 def line_integrals(mu_per_mm: np.ndarray, world_from_voxel: np.ndarray, projection: Projection,
-                   step_voxels: float = 1.0) -> np.ndarray:
+                   step_voxels: float = 1.0, bone_excess: bool = False):
     """Line integrals of ``mu_per_mm`` for every pixel of ``projection``.
 
     Parameters
@@ -111,9 +111,14 @@ def line_integrals(mu_per_mm: np.ndarray, world_from_voxel: np.ndarray, projecti
     step_voxels : float
         Sampling step along each ray, in voxels.
 
+    bone_excess : bool
+        Also return the integral of the attenuation above :data:`SOFT_TISSUE_MU_60KEV_PER_MM` (the
+        bone that has its own energy dependence, see :mod:`.spectrum`).
+
     Returns
     -------
-    ndarray (rows, cols), float32: the dimensionless integral of mu along each ray.
+    ndarray (rows, cols), float32: the dimensionless integral of mu along each ray (and, with
+    ``bone_excess``, that of the bone excess).
     """
     spacing = np.diag(world_from_voxel)[:3]
     if not np.allclose(spacing, spacing[0]) or not np.allclose(world_from_voxel[:3, :3], np.diag(spacing)):
@@ -125,11 +130,12 @@ def line_integrals(mu_per_mm: np.ndarray, world_from_voxel: np.ndarray, projecti
         return ((np.asarray(p, float) - origin) / voxel_mm).astype(np.float64)
 
     out = np.empty((projection.rows, projection.cols), np.float32)
+    excess = np.empty_like(out)
     _raycast(np.ascontiguousarray(mu_per_mm, dtype=np.float32), to_voxel(projection.source_mm),
              to_voxel(projection.pixel00_mm), projection.row_step_mm / voxel_mm,
              projection.col_step_mm / voxel_mm, projection.rows, projection.cols, float(step_voxels),
-             voxel_mm, out)
-    return out
+             voxel_mm, np.float32(SOFT_TISSUE_MU_60KEV_PER_MM), out, excess)
+    return (out, excess) if bone_excess else out
 
 
 def window_line_integrals(mu_per_mm: np.ndarray, world_from_voxel: np.ndarray, projection: Projection,
@@ -185,7 +191,7 @@ class ProjectorVolume:
             self._copies[major_axis] = (mu, w, order)
         return self._copies[major_axis]
 
-    def line_integrals(self, projection: Projection, step_voxels: float = 1.0) -> np.ndarray:
+    def line_integrals(self, projection: Projection, step_voxels: float = 1.0, bone_excess: bool = False):
         """Same result as :func:`line_integrals` on the original volume, faster."""
         major = int(np.argmax(np.abs(projection.detector_normal)))
         mu, w, order = self._oriented(major)
@@ -193,4 +199,4 @@ class ProjectorVolume:
                               row_step_mm=projection.row_step_mm[order], col_step_mm=projection.col_step_mm[order],
                               rows=projection.rows, cols=projection.cols,
                               detector_normal=projection.detector_normal[order])
-        return line_integrals(mu, w, permuted, step_voxels)
+        return line_integrals(mu, w, permuted, step_voxels, bone_excess)

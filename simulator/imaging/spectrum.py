@@ -10,12 +10,15 @@ first centimetres do (beam hardening), and a higher kVp lowers all contrast. For
 with ``w_i`` the spectrum's energy-weighted bins and ``r_i`` water's attenuation at each bin's energy
 relative to 60 keV (``assets/xray_tube.toml``, SpekPy and xraydb); the image shows ``-ln T``.
 
-The anatomy is given water's energy dependence (one material): bone's steeper fall with energy is
-not separated from it, so the model gets beam hardening and the kVp's effect on contrast right in
-kind and for soft tissue in size, and bone contrast somewhat too low at low kVp and too high at
-high kVp. The steel needle and the iodine of contrast have their own energy dependence
-(:func:`polychromatic_materials`): each pixel they cross is summed over the spectrum with all
-three materials, so iodine's K-edge and iron's steep fall show as they do on a C-arm.
+Four materials have their own energy dependence:
+
+- **soft tissue** (everything up to :data:`SOFT_TISSUE_MU_60KEV_PER_MM` at 60 keV): water's;
+- **bone**: a bone voxel is soft tissue plus an excess whose energy dependence is cortical bone's
+  less the soft part (ICRU-44); the ray-caster integrates the excess separately, so bone is darker
+  at low kVp than soft tissue is, as on a C-arm (:func:`polychromatic_anatomy`, a two-dimensional
+  table per tabulated kVp);
+- the **steel** needle (iron's steep fall with energy) and **iodine** (its K-edge at 33.2 keV):
+  each pixel they cross is summed over the spectrum with all four (:func:`polychromatic_materials`).
 """
 
 from __future__ import annotations
@@ -26,6 +29,9 @@ from functools import lru_cache
 import numpy as np
 
 from simulator.assets import read_asset_text
+
+#: Attenuation at 60 keV up to which a voxel counts as soft tissue, 1/mm (``assets/xray_tube.toml``).
+SOFT_TISSUE_MU_60KEV_PER_MM = float(tomllib.loads(read_asset_text("xray_tube.toml"))["soft_tissue_mu_60kev_per_mm"])
 
 #: The line-integral grid of the lookup tables (dimensionless, at 60 keV): fine enough that the
 #: nearest entry is within 0.0025 of the answer (under a fifth of a grey level on the monitor).
@@ -70,33 +76,89 @@ def polychromatic(integral_60kev: np.ndarray, kvp: float) -> np.ndarray:
     return table[index]
 
 
-@lru_cache(maxsize=32)
-def _material_bins(kvp_key: float) -> list[tuple[float, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
-    """(blend fraction, weights, water, iodine and iron attenuation relative to 60 keV) of the two
-    tabulated spectra either side of ``kvp_key``."""
-    data = tomllib.loads(read_asset_text("xray_tube.toml"))["kvp"]
-    kvps = np.array([float(r["kvp"]) for r in data])
-    i = int(np.clip(np.searchsorted(kvps, kvp_key), 1, len(kvps) - 1))
-    f = float(np.clip((kvp_key - kvps[i - 1]) / (kvps[i] - kvps[i - 1]), 0.0, 1.0))
-
-    def bins(row):
-        w = np.asarray(row["bin_energy_weight"], float)
-        return (w / w.sum(), np.asarray(row["bin_water_mu_relative_to_60kev"], float),
-                np.asarray(row["bin_iodine_mu_relative_to_60kev"], float),
-                np.asarray(row["bin_iron_mu_relative_to_60kev"], float))
-
-    return [(1.0 - f, *bins(data[i - 1])), (f, *bins(data[i]))]
+@lru_cache(maxsize=1)
+def _tube_rows() -> list[dict]:
+    return tomllib.loads(read_asset_text("xray_tube.toml"))["kvp"]
 
 
-def polychromatic_materials(anatomy_60kev: np.ndarray, steel_60kev: np.ndarray | None,
-                            iodine_60kev: np.ndarray | None, kvp: float,
-                            box: tuple[int, int, int, int] | None = None) -> np.ndarray:
+def _neighbours(kvp: float) -> list[tuple[float, int]]:
+    """(blend fraction, row index) of the two tabulated spectra either side of ``kvp``."""
+    kvps = np.array([float(r["kvp"]) for r in _tube_rows()])
+    i = int(np.clip(np.searchsorted(kvps, kvp), 1, len(kvps) - 1))
+    f = float(np.clip((kvp - kvps[i - 1]) / (kvps[i] - kvps[i - 1]), 0.0, 1.0))
+    return [(1.0 - f, i - 1), (f, i)]
+
+
+@lru_cache(maxsize=16)
+def _bins(row: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(weights, water, iodine, iron and bone-excess attenuation relative to 60 keV) of a tabulated
+    spectrum."""
+    r = _tube_rows()[row]
+    w = np.asarray(r["bin_energy_weight"], float)
+    return (w / w.sum(), np.asarray(r["bin_water_mu_relative_to_60kev"], float),
+            np.asarray(r["bin_iodine_mu_relative_to_60kev"], float),
+            np.asarray(r["bin_iron_mu_relative_to_60kev"], float),
+            np.asarray(r["bin_bone_excess_mu_relative_to_60kev"], float))
+
+
+#: The two-dimensional anatomy table's grid: soft-tissue and bone-excess line integrals at 60 keV
+#: (the transmission is smooth in both, so bilinear interpolation is exact to ~1e-4).
+_SOFT_STEP, _SOFT_MAX = 0.02, 30.0
+_BONE_STEP, _BONE_MAX = 0.02, 8.0
+
+
+@lru_cache(maxsize=16)
+def _anatomy_transmission(row: int) -> np.ndarray:
+    """Transmission of a tabulated spectrum over the (soft, bone excess) grid."""
+    w, r_water, _, _, r_bone = _bins(row)
+    soft = np.arange(0.0, _SOFT_MAX + _SOFT_STEP / 2, _SOFT_STEP)
+    bone = np.arange(0.0, _BONE_MAX + _BONE_STEP / 2, _BONE_STEP)
+    out = np.zeros((len(soft), len(bone)), np.float32)
+    for wi, rw, rb in zip(w, r_water, r_bone, strict=True):
+        out += np.float32(wi) * np.exp(-soft * rw)[:, None].astype(np.float32) * np.exp(-bone * rb)[None, :].astype(np.float32)
+    return out
+
+
+def polychromatic_anatomy(anatomy_60kev: np.ndarray, bone_excess_60kev: np.ndarray, kvp: float) -> np.ndarray:
+    """What the detector sees (as a line integral) of the anatomy at ``kvp``: its soft tissue with
+    water's energy dependence and its bone excess with bone's."""
+    bone = np.clip(bone_excess_60kev, 0.0, _BONE_MAX - 1e-3)
+    soft = np.clip(anatomy_60kev - bone, 0.0, _SOFT_MAX - 1e-3)
+    fs, fb = soft * np.float32(1.0 / _SOFT_STEP), bone * np.float32(1.0 / _BONE_STEP)
+    i, j = fs.astype(np.int32), fb.astype(np.int32)
+    ds, db = fs - i, fb - j
+    transmitted = np.zeros(anatomy_60kev.shape, np.float32)
+    for fraction, row in _neighbours(round(float(kvp), 1)):
+        if fraction <= 0.0:
+            continue
+        t = _anatomy_transmission(row)
+        transmitted += np.float32(fraction) * ((t[i, j] * (1 - db) + t[i, j + 1] * db) * (1 - ds)
+                                               + (t[i + 1, j] * (1 - db) + t[i + 1, j + 1] * db) * ds)
+    return -np.log(np.maximum(transmitted, np.float32(1e-30)))
+
+
+def polychromatic_materials(anatomy_60kev: np.ndarray, bone_excess_60kev, steel_60kev: np.ndarray | None,
+                            iodine_60kev: np.ndarray | None, kvp: float, box: tuple[int, int, int, int] | None = None,
+                            anatomy_seen: np.ndarray | None = None) -> np.ndarray:
     """What the detector sees (as a line integral) of the anatomy plus a steel needle and iodinated
     contrast, each with its own energy dependence: iron falls steeply with energy and iodine jumps
     at its K-edge (33.2 keV), so both stand out more at low kVp than water does. Pixels with steel
     or iodine (all inside ``box``, rows ``r0:r1`` and columns ``c0:c1``, if given) are summed over
-    the spectrum exactly; the others use :func:`polychromatic`."""
-    seen = polychromatic(anatomy_60kev, kvp)
+    the spectrum exactly; the others are the anatomy's (``anatomy_seen`` if already computed).
+
+    ``bone_excess_60kev``: the anatomy's bone-excess line integrals, as an array or as a function
+    of (rows, cols) index arrays (None: no bone)."""
+    if bone_excess_60kev is None:
+        bone_at = lambda rows, cols: np.zeros(len(rows))  # noqa: E731
+    elif callable(bone_excess_60kev):
+        bone_at = bone_excess_60kev
+    else:
+        bone_at = lambda rows, cols: bone_excess_60kev[rows, cols]  # noqa: E731
+    if anatomy_seen is None:
+        bone = np.zeros_like(anatomy_60kev) if bone_excess_60kev is None or callable(bone_excess_60kev) \
+            else bone_excess_60kev
+        anatomy_seen = polychromatic_anatomy(anatomy_60kev, bone, kvp)
+    seen = anatomy_seen.copy()
     r0, r1, c0, c1 = box if box is not None else (0, anatomy_60kev.shape[0], 0, anatomy_60kev.shape[1])
     window = (slice(r0, r1), slice(c0, c1))
     parts = [p[window] for p in (steel_60kev, iodine_60kev) if p is not None]
@@ -106,12 +168,14 @@ def polychromatic_materials(anatomy_60kev: np.ndarray, steel_60kev: np.ndarray |
     if rows.size == 0:
         return seen
     rows, cols = rows + r0, cols + c0
-    a = anatomy_60kev[rows, cols].astype(float)[:, None]
+    b = np.asarray(bone_at(rows, cols), float)[:, None]
+    a = anatomy_60kev[rows, cols].astype(float)[:, None] - b
     s = (steel_60kev[rows, cols].astype(float) if steel_60kev is not None else np.zeros(rows.size))[:, None]
     i = (iodine_60kev[rows, cols].astype(float) if iodine_60kev is not None else np.zeros(rows.size))[:, None]
     transmitted = np.zeros(rows.size)
-    for fraction, w, r_water, r_iodine, r_iron in _material_bins(round(float(kvp), 1)):
+    for fraction, row in _neighbours(round(float(kvp), 1)):
         if fraction > 0.0:
-            transmitted += fraction * (np.exp(-(a * r_water + i * r_iodine + s * r_iron)) @ w)
+            w, r_water, r_iodine, r_iron, r_bone = _bins(row)
+            transmitted += fraction * (np.exp(-(a * r_water + b * r_bone + i * r_iodine + s * r_iron)) @ w)
     seen[rows, cols] = -np.log(np.maximum(transmitted, 1e-30))
     return seen

@@ -75,14 +75,12 @@ def _most_in_plane(normal: np.ndarray, poses: list[tuple[float, float]]) -> tupl
     return poses[int(np.argmin(dots))]
 
 
-def _widest_foramen(anatomy, centre: np.ndarray, detector_sign: float) -> tuple[float, float]:
-    """The pose at which the line of sight through the foramen's centre meets the least bone (the
-    radiographer turns the C-arm until the foramen opens): over obliques of 20-85 degrees with the
-    detector on ``detector_sign``'s side and tilts of +-20, the middle of the clearest range."""
+def _clearest_pose(anatomy, centre: np.ndarray, obliques: np.ndarray, tilts: np.ndarray) -> tuple[float, float]:
+    """Of the poses (``obliques`` x ``tilts``), the one whose line of sight through ``centre`` meets
+    the least bone (the radiographer turns the C-arm until the gap opens): the tilt with the
+    clearest line, and the middle of the clearest range of obliques at it."""
     is_bone = tissue_table().is_bone
     t = np.arange(-25.0, 25.0, 0.25)
-    obliques = np.arange(20.0, 85.01, 2.0) * detector_sign
-    tilts = np.arange(-20.0, 20.01, 5.0)
     directions = np.array([[detector_direction(o, b) for o in obliques] for b in tilts])
     points = centre + t[:, None, None, None] * directions[None]  # one query for every line
     bone = is_bone[anatomy.labels_at(points.reshape(-1, 3))].reshape(points.shape[:-1]).sum(axis=0)
@@ -90,6 +88,21 @@ def _widest_foramen(anatomy, centre: np.ndarray, detector_sign: float) -> tuple[
     row = bone[best_tilt]
     clear = np.nonzero(row == row.min())[0]
     return float(obliques[int(clear[len(clear) // 2])]), float(tilts[best_tilt])
+
+
+def _widest_foramen(anatomy, centre: np.ndarray, detector_sign: float) -> tuple[float, float]:
+    """The cervical foramen at its widest: obliques of 20-85 degrees with the detector on
+    ``detector_sign``'s side and tilts of +-20."""
+    return _clearest_pose(anatomy, centre, np.arange(20.0, 85.01, 2.0) * detector_sign, np.arange(-20.0, 20.01, 5.0))
+
+
+def _sij_oblique(anatomy, point: np.ndarray, contralateral_sign: float) -> tuple[float, float]:
+    """The SIJ oblique (reference 3.8: a cephalad tilt of 10-25 degrees, a contralateral oblique of
+    10-30, until the anterior and posterior joint lines superimpose and the lower joint shows as a
+    clear line): the pose whose line of sight through the lower joint meets the least bone, over
+    tilts of 0-25 and obliques from 10 ipsilateral to 30 contralateral, since a patient's joint
+    (the phantom's included) may face straighter back than the textbook's."""
+    return _clearest_pose(anatomy, point, np.arange(-10.0, 30.01, 1.0) * contralateral_sign, np.arange(0.0, 25.01, 2.5))
 
 
 def standard_views(anatomy, procedure: str, interspace: str, side: str = "right") -> dict[str, tuple[float, float]]:
@@ -121,4 +134,34 @@ def standard_views(anatomy, procedure: str, interspace: str, side: str = "right"
         views["foraminal oblique"] = _widest_foramen(anatomy, anatomy.landmark(foramen), -sign)
     if lower == "S1" or procedure == "s1_transforaminal":
         views["S1 foramen"] = (sign * S1_IPSILATERAL_DEG, squaring_tilt_deg(anatomy, "L5-S1"))
+    sij = f"sij_{side}_lower_third"
+    if procedure == "sacroiliac_joint" and sij in anatomy.landmarks:
+        views["SIJ oblique"] = _sij_oblique(anatomy, anatomy.landmark(sij), -sign)
     return views
+
+
+#: Where the room's "up" and the C-arm console's LAO side (the patient's left when supine) point
+#: in the patient's frame, for each patient position.
+_ROOM_IN_PATIENT = {
+    "supine": (frames.ANTERIOR, np.array([-1.0, 0.0, 0.0])),
+    "prone": (-frames.ANTERIOR, np.array([1.0, 0.0, 0.0])),
+    # lying on the left side: the right side faces up and the front faces the console's LAO side
+    "left_lateral_decubitus": (np.array([1.0, 0.0, 0.0]), frames.ANTERIOR),
+    "right_lateral_decubitus": (np.array([-1.0, 0.0, 0.0]), -frames.ANTERIOR),
+}
+PATIENT_POSITIONS = tuple(_ROOM_IN_PATIENT)
+
+
+def console_name(oblique_deg: float, tilt_deg: float, position: str = "prone") -> str:
+    """What the C-arm's own display calls the pose: its orbital angle as LAO/RAO and its angulation
+    as CRAN/CAUD, which assume a supine patient (head towards the gantry), so for a prone patient
+    the detector over the patient's left shows as RAO. ``position``: one of
+    :data:`PATIENT_POSITIONS` (the patient's head towards the C-arm's cranial side)."""
+    up, lao_side = _ROOM_IN_PATIENT[position]
+    d = detector_direction(oblique_deg, tilt_deg)
+    angle = float(np.degrees(np.arctan2(d @ lao_side, d @ up)))
+    orbit = "0\N{DEGREE SIGN}" if abs(angle) < 0.5 else f"{'LAO' if angle > 0 else 'RAO'} {abs(angle):.0f}\N{DEGREE SIGN}"
+    tilt = float(np.degrees(np.arcsin(np.clip(d[2], -1.0, 1.0))))
+    if abs(tilt) >= 0.5:
+        orbit += f" {'CRAN' if tilt > 0 else 'CAUD'} {abs(tilt):.0f}\N{DEGREE SIGN}"
+    return orbit
