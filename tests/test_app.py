@@ -148,6 +148,10 @@ def test_standard_and_saved_views(make_window, qtbot):
     before = np.asarray(sim.carm_pose.isocentre_mm)
     _press(qtbot, window, Qt.Key.Key_Up, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
     assert np.allclose(np.asarray(sim.carm_pose.isocentre_mm) - before, [0.0, 0.0, 10.0])
+    # the shutters close to a band from the panel
+    window.shutters.setValue(80.0)
+    window.shutters.editingFinished.emit()
+    assert sim.shutter_mm == 80.0
     # the console's own name for the pose is shown next to the patient-terms one
     window.take_image(wait=True)
     assert "[C-arm RAO 20" in window.monitor._caption

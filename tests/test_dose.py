@@ -57,6 +57,30 @@ def test_collimation_cuts_the_dose_area_product_not_the_kerma(make_sim):
     assert image[radius > 0.6].max() == 0 and image[radius < 0.4].mean() > 20
 
 
+def test_shutters_narrow_the_field_and_its_dose_area_product(make_sim):
+    """Shutter blades 60 mm apart leave a vertical band of the circular field: the image is dark
+    beside the band and not inside it; the DAP falls to the band's share of the circle (the chord
+    formula: 0.25 of a 300 mm circle at a 60 mm gap); the kerma stays; less scatter reaches the
+    detector."""
+    full = _tally(make_sim, 3.0, 15.0)
+    sim = make_sim(image_size_px=64)
+    events = sim.apply(cmd.Collimate(field_mm=300.0, shutter_mm=60.0))
+    assert events[-1].data["shutter_mm"] == 60.0
+    _run(sim, 3.0, 15.0)
+    half_gap = 0.2  # 60 of 300 mm: the gap's half-width as a fraction of the field's radius
+    share = (2 / np.pi) * (half_gap * np.sqrt(1 - half_gap ** 2) + np.arcsin(half_gap))
+    assert sim.dose.air_kerma_mgy == pytest.approx(full.air_kerma_mgy, rel=0.02)
+    assert sim.dose.dap_gy_cm2 == pytest.approx(full.dap_gy_cm2 * share, rel=0.02)
+    sim.apply(cmd.AcquireImage())
+    image = sim.images[-1].display
+    cols = np.abs(np.arange(image.shape[1]) - (image.shape[1] - 1) / 2) / (image.shape[1] / 2)
+    assert image[:, cols > 0.3].max() == 0
+    assert image[24:40, cols < 0.1].mean() > 20
+    pose, kvp = sim.carm_pose, 80.0
+    assert sim.fluoroscope.scatter_fraction(pose, kvp, 1.0, 0.2).mean() < \
+        0.6 * sim.fluoroscope.scatter_fraction(pose, kvp, 1.0, 1.0).mean()
+
+
 def test_dose_rate_of_a_lumbar_ap_sits_in_the_reported_range(make_sim):
     """Continuous fluoroscopy of the default patient's lumbar AP with a full field: a DAP rate of
     0.03-0.2 Gy cm2/s (reference 4.7: 0.59 Gy cm2 in 6 s and 5.31 in 72 s of lumbar injections) and

@@ -210,7 +210,15 @@ class MainWindow(QMainWindow):
         self.iris.setSingleStep(25.0)
         self.iris.setValue(300.0)
         self.iris.setSuffix(" mm field (iris)")
-        self.iris.editingFinished.connect(lambda: self.execute(cmd.Collimate(field_mm=self.iris.value())))
+        self.iris.editingFinished.connect(self._collimate)
+        self.shutters = QDoubleSpinBox()
+        self.shutters.setObjectName("shutter_mm")
+        self.shutters.setRange(20.0, 300.0)
+        self.shutters.setSingleStep(20.0)
+        self.shutters.setValue(300.0)
+        self.shutters.setSuffix(" mm shutters")
+        self.shutters.setToolTip("the gap between the two shutter blades (300: open)")
+        self.shutters.editingFinished.connect(self._collimate)
         self.subtraction = QCheckBox("Subtraction")
         self.subtraction.setObjectName("subtraction")
         self.subtraction.setToolTip("digital subtraction: the mask is taken when the pedal goes down; "
@@ -234,6 +242,7 @@ class MainWindow(QMainWindow):
                                                                           self.width_box.value()))
         grid.addWidget(self.level_box, 5, 0)
         grid.addWidget(self.width_box, 5, 1)
+        grid.addWidget(self.shutters, 5, 2)
         self.magnification = QComboBox()
         self.magnification.setObjectName("magnification")
         for fov in FIELDS_OF_VIEW_MM:
@@ -245,6 +254,10 @@ class MainWindow(QMainWindow):
         grid.addWidget(self.magnification, 4, 0)
         grid.addWidget(self.dose_label, 4, 1, 1, 3)
         return box
+
+    def _collimate(self) -> None:
+        shutter = self.shutters.value()
+        self.execute(cmd.Collimate(field_mm=self.iris.value(), shutter_mm=None if shutter >= 300.0 else shutter))
 
     def _go_to_view(self, index: int) -> None:
         pose = self.views.itemData(index)
@@ -516,9 +529,11 @@ class MainWindow(QMainWindow):
                 box.blockSignals(False)
             self.scene.update_carm()
         elif kind == "collimated":
-            self.iris.blockSignals(True)
-            self.iris.setValue(float(event.data["field_mm"]))
-            self.iris.blockSignals(False)
+            shutter = event.data.get("shutter_mm")
+            for spin, value in ((self.iris, event.data["field_mm"]), (self.shutters, 300.0 if shutter is None else shutter)):
+                spin.blockSignals(True)
+                spin.setValue(float(value))
+                spin.blockSignals(False)
         elif kind == "fluoroscopy_stopped" and self.sim.last_image_hold is not None:
             hold = self.sim.last_image_hold
             self.monitor.show_image(hold.display, f"LIH  {self._pose_caption(hold.pose)}")

@@ -116,16 +116,22 @@ class Exposure:
                 "dap_gy_cm2": round(self.dap_gy_cm2, 5)}
 
 
-def field_area_cm2_at_irp(field_mm: float) -> float:
-    """Area of a circular field of diameter ``field_mm`` at the detector, projected back to the
-    interventional reference point, cm2."""
-    diameter_cm = 0.1 * field_mm * SOURCE_TO_IRP_MM / SOURCE_TO_DETECTOR_MM
-    return math.pi * (0.5 * diameter_cm) ** 2
+def field_area_cm2_at_irp(field_mm: float, shutter_mm: float | None = None) -> float:
+    """Area of a circular field of diameter ``field_mm`` at the detector, between two parallel
+    shutter blades ``shutter_mm`` apart (None: open), projected back to the interventional
+    reference point, cm2."""
+    scale = 0.1 * SOURCE_TO_IRP_MM / SOURCE_TO_DETECTOR_MM
+    radius = 0.5 * field_mm * scale
+    if shutter_mm is None or 0.5 * shutter_mm * scale >= radius:
+        return math.pi * radius ** 2
+    half = 0.5 * shutter_mm * scale
+    # the circle's band |x| <= half: twice the area under the circle from 0 to half
+    return 2.0 * (half * math.sqrt(radius ** 2 - half ** 2) + radius ** 2 * math.asin(half / radius))
 
 
 def exposure(central_integral: float, mode: str, frames: int, field_mm: float = DETECTOR_SIZE_MM,
              pixel_mm: float = DETECTOR_SIZE_MM / 512, field_of_view_mm: float = DETECTOR_SIZE_MM,
-             flat_panel: bool = False) -> Exposure:
+             flat_panel: bool = False, shutter_mm: float | None = None) -> Exposure:
     """The technique the AEC chooses and the dose of ``frames`` frames.
 
     Parameters
@@ -144,6 +150,8 @@ def exposure(central_integral: float, mode: str, frames: int, field_mm: float = 
         output from a smaller input area) and in proportion for a flat panel (design rule after
         vendors' dose-per-frame tables).
     flat_panel : bool
+    shutter_mm : float or None
+        Gap between the shutter blades at the detector, mm (None: open).
     """
     if mode not in DETECTOR_TARGET_NGY:
         raise ValueError(f"unknown exposure mode {mode!r}")
@@ -158,7 +166,7 @@ def exposure(central_integral: float, mode: str, frames: int, field_mm: float = 
     mas = float(min(wanted, MAX_MAS_PER_FRAME[mode]))
     kerma_irp_ugy = output * mas * (1000.0 / SOURCE_TO_IRP_MM) ** 2
     air_kerma_mgy = 1e-3 * kerma_irp_ugy * frames
-    dap = 1e-6 * kerma_irp_ugy * field_area_cm2_at_irp(min(field_mm, field_of_view_mm)) * frames
+    dap = 1e-6 * kerma_irp_ugy * field_area_cm2_at_irp(min(field_mm, field_of_view_mm), shutter_mm) * frames
     unattenuated_ugy = at_detector_per_mas * mas
     return Exposure(mode, kvp, mas, int(frames), unattenuated_ugy * transmitted, air_kerma_mgy, dap,
                     unattenuated_ugy * PHOTONS_PER_MM2_PER_UGY * pixel_mm ** 2)

@@ -9,7 +9,6 @@ and the circular field of an image intensifier.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 from scipy import ndimage
@@ -17,14 +16,10 @@ from scipy import ndimage
 from simulator.imaging.carm import (DETECTOR_SIZE_MM, SOURCE_TO_DETECTOR_MM, SOURCE_TO_ISOCENTRE_MM, CArmPose,
                                     Projection, projection_for)
 from simulator.imaging.contrast import ContrastField
+from simulator.imaging.display import PHOTONS_PER_PIXEL, display_chain, smooth_coarse
 from simulator.imaging.overlay import Overlay, overlay_integrals
 from simulator.imaging.projector import ProjectorVolume, window_line_integrals
 from simulator.imaging.spectrum import polychromatic_anatomy, polychromatic_materials
-
-#: Photons per pixel before the patient when no exposure is given (about a single acquisition's):
-#: sets the quantum noise. The simulation passes each exposure's own (see :mod:`.dose`).
-PHOTONS_PER_PIXEL = 4.0e5
-
 
 #: Display window of a subtracted image (line integral differences): no change is mid-grey, a
 #: film of contrast (~0.3-0.6) dark, as subtraction images are shown.
@@ -240,28 +235,33 @@ class Fluoroscope:
                                                                  anatomy_seen=self.anatomy_seen(pose, kvp))
         return projection, seen, total
 
-    def scatter_fraction(self, pose: CArmPose, kvp: float | None, iris_fraction: float = 1.0) -> np.ndarray:
+    def scatter_fraction(self, pose: CArmPose, kvp: float | None, iris_fraction: float = 1.0,
+                         shutter_fraction: float = 1.0) -> np.ndarray:
         """Scattered photons reaching each pixel, as a fraction of the unattenuated beam: what each
         ray's path scatters (~ A exp(-A), none through air) spread widely (over ~50 mm at the
-        detector), scaled to the scatter-to-primary ratio and the open field. Computed once per
-        pose: the needle and contrast hardly change it."""
-        key = (pose, kvp, round(float(iris_fraction), 3))
+        detector), scaled to the scatter-to-primary ratio and the open field (as the square root of
+        its area: the iris's diameter, the shutters' gap). Computed once per pose: the needle and
+        contrast hardly change it."""
+        key = (pose, kvp, round(float(iris_fraction), 3), round(float(shutter_fraction), 3))
         if key != self._scatter_key:
             seen = self.anatomy_seen(pose, kvp)
             made = seen * np.exp(-seen)
-            scale = SCATTER_TO_PRIMARY_20CM_WATER / WATER_20CM_INTEGRAL * min(iris_fraction, 1.0)
-            self._scatter = (scale * _smooth_coarse(made, factor=16, size=5)).astype(np.float32)
+            open_part = min(iris_fraction, 1.0) * np.sqrt(min(shutter_fraction / max(iris_fraction, 1e-3), 1.0))
+            scale = SCATTER_TO_PRIMARY_20CM_WATER / WATER_20CM_INTEGRAL * open_part
+            self._scatter = (scale * smooth_coarse(made, factor=16, size=5)).astype(np.float32)
             # the automatic brightness sees the anatomy through the scatter's veil
             self._scatter_window = auto_window(-np.log(np.exp(-seen) + self._scatter))
             self._scatter_key = key
         return self._scatter
 
     def measured_integrals(self, pose: CArmPose, overlays: list[Overlay], contrast: ContrastField | None,
-                           t_s: float | None, kvp: float | None, field_mm: float = DETECTOR_SIZE_MM) -> np.ndarray:
+                           t_s: float | None, kvp: float | None, field_mm: float = DETECTOR_SIZE_MM,
+                           shutter_mm: float | None = None) -> np.ndarray:
         """What the detector measures, noiseless, as a line integral: :meth:`seen_integrals` with
         the scatter added (the mask of a subtraction run)."""
         _, seen, _ = self.seen_integrals(pose, overlays, contrast, t_s, kvp)
-        scatter = self.scatter_fraction(pose, kvp, self._iris_fraction(pose, field_mm))
+        slit = 1.0 if shutter_mm is None else self._iris_fraction(pose, shutter_mm)
+        scatter = self.scatter_fraction(pose, kvp, self._iris_fraction(pose, field_mm), slit)
         return -np.log(np.exp(-seen) + scatter)
 
     @staticmethod
@@ -271,20 +271,22 @@ class Fluoroscope:
     def render(self, pose: CArmPose, overlays: list[Overlay], contrast: ContrastField | None,
                noise_seed: tuple[int, ...], photons_per_pixel: float = PHOTONS_PER_PIXEL,
                field_mm: float = DETECTOR_SIZE_MM, subtract: np.ndarray | None = None,
-               kvp: float | None = None, t_s: float | None = None) -> XRayImage:
+               kvp: float | None = None, t_s: float | None = None, shutter_mm: float | None = None) -> XRayImage:
         """The image at ``pose`` with ``overlays`` and ``contrast``; noise seeded by ``noise_seed``
         at ``photons_per_pixel`` (unattenuated, per pixel: the exposure's dose), inside an iris of
-        ``field_mm`` diameter at the detector, with scatter. ``subtract``: a mask, as
+        ``field_mm`` diameter at the detector and between shutter blades ``shutter_mm`` apart (None:
+        open), with scatter. ``subtract``: a mask, as
         :meth:`measured_integrals` at the same ``kvp`` and field (digital subtraction: only what
         changed since the mask shows, dark on mid-grey). ``kvp``: the beam's spectrum (transmission
         summed over it, :mod:`.spectrum`); ``None``: a single 60 keV. ``t_s``: the simulated time
         (contrast flows and washes out)."""
         projection, seen, total = self.seen_integrals(pose, overlays, contrast, t_s, kvp)
         iris = self._iris_fraction(pose, field_mm)
-        scatter = self.scatter_fraction(pose, kvp, iris)
+        slit = 1.0 if shutter_mm is None else self._iris_fraction(pose, shutter_mm)
+        scatter = self.scatter_fraction(pose, kvp, iris, slit)
         window = self._scatter_window if subtract is None else SUBTRACTION_WINDOW
-        display = display_chain(seen, window, np.random.default_rng(list(noise_seed)), photons_per_pixel,
-                                iris, subtract, square=self.flat_panel, scatter=scatter)
+        display = display_chain(seen, window, noise_seed, photons_per_pixel, iris, subtract, square=self.flat_panel,
+                                scatter=scatter, shutter_fraction=slit)
         return XRayImage(display=display, line_integrals=total, projection=projection, pose=pose)
 
 
@@ -318,68 +320,3 @@ def auto_window(anatomy: np.ndarray) -> tuple[float, float]:
     lo, hi = np.percentile(anatomy[centre], [1.0, 99.0])
     span = max(hi - lo, 0.5)
     return float(lo - 0.1 * span), float(hi + 0.25 * span)
-
-
-@lru_cache(maxsize=16)
-def _field_mask(rows: int, cols: int, iris_fraction: float, square: bool = False) -> np.ndarray:
-    """The image intensifier's circular field with a soft edge and slight vignetting, inside the
-    iris; a flat panel's square field, even, inside the iris (float32, 0-255 scale folded in)."""
-    rr, cc = np.ogrid[:rows, :cols]
-    radius = np.hypot((rr - (rows - 1) / 2) / (rows / 2), (cc - (cols - 1) / 2) / (cols / 2))
-    if square:
-        edge = np.ones((rows, cols)) if iris_fraction >= 1.0 else np.clip((iris_fraction - radius) / 0.02, 0.0, 1.0)
-        return (255.0 * edge).astype(np.float32)
-    vignette = 1.0 - 0.18 * radius ** 2
-    edge = np.clip((min(0.985, iris_fraction) - radius) / 0.02, 0.0, 1.0)
-    return (255.0 * vignette * edge).astype(np.float32)
-
-
-#: Grey-level response (gamma 1.15) as a table over [0, 1] (a power per pixel costs more than a
-#: lookup).
-_GAMMA_LUT = np.linspace(0.0, 1.0, 4097, dtype=np.float32) ** 1.15
-_DETECTOR_BLUR = np.array([0.17, 0.66, 0.17], np.float32)  # ~ a Gaussian of 0.6 px
-
-
-def _smooth_coarse(image: np.ndarray, factor: int = 4, size: int = 3) -> np.ndarray:
-    """A wide blur (``size`` x ``factor`` px box) computed on a ``factor`` times coarser grid and
-    expanded back (the low-pass of the unsharp mask at 4x: a sixteenth of the cost)."""
-    rows, cols = image.shape
-    r, c = rows - rows % factor, cols - cols % factor
-    coarse = image[:r, :c].reshape(r // factor, factor, c // factor, factor).mean(axis=(1, 3))
-    coarse = ndimage.uniform_filter(coarse, size, mode="nearest")
-    wide = np.repeat(np.repeat(coarse, factor, axis=0), factor, axis=1)
-    if (r, c) != (rows, cols):
-        wide = np.pad(wide, ((0, rows - r), (0, cols - c)), mode="edge")
-    return wide
-
-
-def display_chain(total: np.ndarray, window: tuple[float, float], rng: np.random.Generator,
-                  photons_per_pixel: float = PHOTONS_PER_PIXEL, iris_fraction: float = 1.0,
-                  subtract: np.ndarray | None = None, square: bool = False,
-                  scatter: np.ndarray | None = None) -> np.ndarray:
-    """Line integrals to monitor grey levels (uint8), with quantum noise at ``photons_per_pixel``
-    (unattenuated), blur, the circular field and the iris (``iris_fraction`` of the field's
-    diameter; nothing reaches the detector outside it). ``scatter``: scattered photons per pixel as
-    a fraction of the unattenuated beam (they add to the counts and their noise, and veil the
-    contrast).
-
-    The counts are Poisson in distribution; they are drawn as its normal approximation (exact to
-    well under a grey level at the tens of photons and more a pixel gets here, and five times
-    cheaper).
-    """
-    rows, cols = total.shape
-    transmitted = np.exp(-np.clip(total, 0.0, 30.0, dtype=np.float32))
-    if scatter is not None:
-        transmitted += scatter
-    expected = np.float32(photons_per_pixel) * transmitted
-    counts = expected + np.sqrt(expected) * rng.standard_normal((rows, cols), dtype=np.float32)
-    measured = -np.log(np.maximum(counts, np.float32(0.5)) / np.float32(photons_per_pixel))
-    if subtract is not None:
-        measured = measured - subtract  # the mask is an average of frames: its own noise is small
-    measured = ndimage.correlate1d(ndimage.correlate1d(measured, _DETECTOR_BLUR, 0), _DETECTOR_BLUR, 1)
-    # the edge enhancement every C-arm's image processing applies (unsharp mask)
-    measured = measured + np.float32(0.8) * (measured - _smooth_coarse(measured))
-    lo, hi = window
-    index = np.clip((hi - measured) * np.float32(4096.0 / (hi - lo)), 0.0, 4096.0).astype(np.int32)
-    mask = _field_mask(rows, cols, round(float(iris_fraction), 4), square)
-    return np.round(_GAMMA_LUT[index] * mask).astype(np.uint8)

@@ -1,9 +1,12 @@
 """Line integrals of linear attenuation through a voxel volume, ray by ray (numba).
 
 For every detector pixel the ray from the source to the pixel centre is clipped to the volume and
-sampled at equal steps with trilinear interpolation; the sum times the step length is the line
-integral of mu (dimensionless: 1/mm times mm). This is the expensive part of an image and is done
-once per C-arm pose; the needle and contrast are added on top (see :mod:`simulator.imaging.fluoroscope`).
+sampled; the sum times the length per sample is the line integral of mu (dimensionless: 1/mm times
+mm). The anatomy (:class:`ProjectorVolume`) is sampled by Joseph's method, once per slice across the
+beam's main axis with bilinear interpolation in the slice; small grids in any orientation (contrast)
+at equal steps with trilinear interpolation (:func:`line_integrals`). The anatomy is the expensive
+part of an image and is done once per C-arm pose; the needle and contrast are added on top (see
+:mod:`simulator.imaging.fluoroscope`).
 """
 
 from __future__ import annotations
@@ -94,6 +97,68 @@ def _raycast(mu, source_v, pixel00_v, row_step_v, col_step_v, rows, cols, step_v
                     z += dz
             out[r, c] = acc * step_vox * voxel_mm
             out_excess[r, c] = acc_excess * step_vox * voxel_mm
+
+
+@njit(parallel=True, fastmath=True, cache=True)
+def _slices(mu, source_v, pixel00_v, row_step_v, col_step_v, rows, cols, voxel_mm, soft_max, out, out_excess):
+    """Joseph's method: each ray is sampled where it crosses each slice of the volume's last axis
+    (the beam's main direction), with bilinear interpolation in the slice, and the sum weighted by
+    the ray's length per slice. Half the work of trilinear marching at the same accuracy."""
+    nx, ny, nz = mu.shape
+    hi0 = nx - 1.001
+    hi1 = ny - 1.001
+    hi2 = nz - 1.001
+    for r in prange(rows):
+        for c in range(cols):
+            ux, uy, uz, length = pixel_ray(source_v, pixel00_v, row_step_v, col_step_v, r, c)
+            t0 = 0.0
+            t1 = length
+            for axis in range(3):
+                if axis == 0:
+                    s, u, hi = source_v[0], ux, hi0
+                elif axis == 1:
+                    s, u, hi = source_v[1], uy, hi1
+                else:
+                    s, u, hi = source_v[2], uz, hi2
+                if abs(u) < 1e-12:
+                    if s < 0.0 or s > hi:
+                        t1 = -1.0
+                else:
+                    ta = (0.0 - s) / u
+                    tb = (hi - s) / u
+                    if ta > tb:
+                        ta, tb = tb, ta
+                    if ta > t0:
+                        t0 = ta
+                    if tb < t1:
+                        t1 = tb
+            acc = 0.0
+            acc_excess = 0.0
+            if t1 > t0 and abs(uz) > 1e-9:
+                za = source_v[2] + uz * t0
+                zb = source_v[2] + uz * t1
+                k0 = int(np.ceil(min(za, zb)))
+                k1 = int(np.floor(max(za, zb)))
+                dxdk = ux / uz
+                dydk = uy / uz
+                x = source_v[0] + dxdk * (k0 - source_v[2])
+                y = source_v[1] + dydk * (k0 - source_v[2])
+                for k in range(k0, k1 + 1):
+                    i = int(x)
+                    j = int(y)
+                    fx = np.float32(x - i)
+                    fy = np.float32(y - j)
+                    c0 = mu[i, j, k] + (mu[i + 1, j, k] - mu[i, j, k]) * fx
+                    c1 = mu[i, j + 1, k] + (mu[i + 1, j + 1, k] - mu[i, j + 1, k]) * fx
+                    v = c0 + (c1 - c0) * fy
+                    acc += v
+                    acc_excess += max(v - soft_max, np.float32(0.0))
+                    x += dxdk
+                    y += dydk
+                acc /= abs(uz)
+                acc_excess /= abs(uz)
+            out[r, c] = acc * voxel_mm
+            out_excess[r, c] = acc_excess * voxel_mm
 
 
 def line_integrals(mu_per_mm: np.ndarray, world_from_voxel: np.ndarray, projection: Projection,
@@ -191,12 +256,20 @@ class ProjectorVolume:
             self._copies[major_axis] = (mu, w, order)
         return self._copies[major_axis]
 
-    def line_integrals(self, projection: Projection, step_voxels: float = 1.0, bone_excess: bool = False):
-        """Same result as :func:`line_integrals` on the original volume, faster."""
+    def line_integrals(self, projection: Projection, bone_excess: bool = False):
+        """The line integrals of :func:`line_integrals`, by Joseph's method along the beam's main
+        axis (the volume's copy with that axis last and contiguous)."""
         major = int(np.argmax(np.abs(projection.detector_normal)))
         mu, w, order = self._oriented(major)
-        permuted = Projection(source_mm=projection.source_mm[order], pixel00_mm=projection.pixel00_mm[order],
-                              row_step_mm=projection.row_step_mm[order], col_step_mm=projection.col_step_mm[order],
-                              rows=projection.rows, cols=projection.cols,
-                              detector_normal=projection.detector_normal[order])
-        return line_integrals(mu, w, permuted, step_voxels, bone_excess)
+        voxel_mm = float(w[0, 0])
+        origin = w[:3, 3]
+
+        def to_voxel(p):
+            return ((np.asarray(p, float)[order] - origin) / voxel_mm).astype(np.float64)
+
+        out = np.empty((projection.rows, projection.cols), np.float32)
+        excess = np.empty_like(out)
+        _slices(mu, to_voxel(projection.source_mm), to_voxel(projection.pixel00_mm),
+                projection.row_step_mm[order] / voxel_mm, projection.col_step_mm[order] / voxel_mm,
+                projection.rows, projection.cols, voxel_mm, np.float32(SOFT_TISSUE_MU_60KEV_PER_MM), out, excess)
+        return (out, excess) if bone_excess else out

@@ -21,7 +21,9 @@ command                     fields
                             for continuous (30 frames/s); ``subtraction`` (bool): digital
                             subtraction against a mask taken now: the pedal goes down
 ``fluoroscopy_off``         (none): the pedal comes up; the last frame is held on the monitor
-``collimate``               ``field_mm`` (50-300): the iris's field diameter at the detector
+``collimate``               ``field_mm`` (50-300): the iris's field diameter at the detector;
+                            ``shutter_mm`` (20-300 or absent: open): the gap between the two
+                            parallel shutter blades (closing from the image's left and right)
 ``magnify``                 ``field_of_view_mm``: 300 (full), 230 or 170 (magnification modes)
 ``test_loss_of_resistance`` ``medium``: ``"saline"`` or ``"air"``
 ``inject_contrast``         ``volume_ml`` (0 < v <= 10)
@@ -109,6 +111,7 @@ class Magnify(_Command):
 class Collimate(_Command):
     command: Literal["collimate"] = "collimate"
     field_mm: float = Field(ge=50.0, le=300.0)
+    shutter_mm: float | None = Field(default=None, ge=20.0, le=300.0)
 
 
 class TestLossOfResistance(_Command):

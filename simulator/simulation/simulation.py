@@ -84,6 +84,7 @@ class Simulation:
         self.images: list[XRayImage] = []
         self.dose = dose_mod.DoseTally()
         self.field_mm = DETECTOR_SIZE_MM  # the iris's field at the detector
+        self.shutter_mm: float | None = None  # the gap between the shutter blades (None: open)
         self.last_image_hold: XRayImage | None = None  # the monitor's last frame of fluoroscopy
         self._fluoro_run: tuple[float, float | None] | None = None  # (since s, pulse rate) while on
         self._subtraction_mask: np.ndarray | None = None  # line integrals at the start of a DSA run
@@ -293,7 +294,7 @@ class Simulation:
         pose = self.carm_pose
         return dose_mod.exposure(self.fluoroscope.central_integral(pose), mode, frames, self.field_mm,
                                  self.fluoroscope.pixel_mm(pose), pose.field_of_view_mm,
-                                 self.fluoroscope.flat_panel)
+                                 self.fluoroscope.flat_panel, self.shutter_mm)
 
     def current_image(self, noise_index: int | None = None, exposure: dose_mod.Exposure | None = None,
                       noise_stream: int = 7, subtract: np.ndarray | None = None,
@@ -307,7 +308,7 @@ class Simulation:
                                        (self.scenario.patient.seed, noise_stream, index),
                                        photons_per_pixel=exposure.photons_per_pixel_unattenuated,
                                        field_mm=self.field_mm, subtract=subtract, kvp=exposure.kvp,
-                                       t_s=self.t_s if t_s is None else t_s)
+                                       t_s=self.t_s if t_s is None else t_s, shutter_mm=self.shutter_mm)
 
     # ----------------------------------------------------------------------------- live fluoroscopy
     @property
@@ -332,7 +333,7 @@ class Simulation:
         """Everything in the beam now (the mask of a subtraction run)."""
         kvp = self._exposure("subtraction", 1).kvp
         return self.fluoroscope.measured_integrals(self.carm_pose, self._overlays(), self.contrast, self.t_s, kvp,
-                                                   self.field_mm)
+                                                   self.field_mm, self.shutter_mm)
 
     @property
     def _fluoro_mode(self) -> str:
@@ -384,7 +385,8 @@ class Simulation:
         self._require_fluoroscopy("The collimator")
         self._close_fluoro_stretch()
         self.field_mm = float(c.field_mm)
-        self._emit("collimated", field_mm=self.field_mm)
+        self.shutter_mm = None if c.shutter_mm is None else float(c.shutter_mm)
+        self._emit("collimated", field_mm=self.field_mm, shutter_mm=self.shutter_mm)
 
     def _do_test_loss_of_resistance(self, c: cmd.TestLossOfResistance) -> None:
         if not self.needle.inserted or self.needle.depth_mm <= 0.0:
