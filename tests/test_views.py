@@ -152,3 +152,13 @@ def _weighted_centre(image):
     rows, cols = np.indices(image.shape)
     w = np.clip(image - 0.05 * image.max(), 0.0, None)
     return np.array([(rows * w).sum(), (cols * w).sum()]) / w.sum()
+
+
+def test_gravity_follows_the_patients_position():
+    """Down is anterior for a prone patient, posterior supine, and the lower side in decubitus."""
+    from simulator.imaging.views import gravity_direction
+
+    assert np.allclose(gravity_direction("prone"), [0.0, 1.0, 0.0])
+    assert np.allclose(gravity_direction("supine"), [0.0, -1.0, 0.0])
+    assert np.allclose(gravity_direction("left_lateral_decubitus"), [-1.0, 0.0, 0.0])  # +x is the right
+    assert np.allclose(gravity_direction("right_lateral_decubitus"), [1.0, 0.0, 0.0])

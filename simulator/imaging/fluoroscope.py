@@ -1,9 +1,11 @@
 """An X-ray image at a C-arm pose: anatomy once per pose, needle and contrast per frame.
 
-The display chain turns line integrals into what a C-arm monitor shows: photon counts with quantum
-noise (seeded by the image's index, so a replay gives the same image), a little detector blur,
-automatic brightness from the centre of the field, log display with bone dark and air bright,
-and the circular field of an image intensifier.
+Once per pose: the anatomy's line integrals (and their bone excess), what the detector sees of
+them at the exposure's kVp (:mod:`.spectrum`), the scatter and the automatic brightness. Per frame:
+the needle's and the contrast's line integrals as they are at that moment, summed over the spectrum
+where they are, then the display chain (:mod:`.display`: quantum noise seeded by the image's
+index, so a replay gives the same image, blur, edge enhancement, bone dark and air bright, the
+field of an image intensifier or a flat panel, the iris and shutters).
 """
 
 from __future__ import annotations
@@ -27,9 +29,8 @@ SUBTRACTION_WINDOW = (-0.5, 0.7)
 #: Scatter-to-primary ratio at the detector, behind the C-arm's anti-scatter grid, for 20 cm of
 #: water over the full field [D: without a grid a 20 cm patient gives a ratio of several; a
 #: fluoroscopy grid removes most of it, leaving a few tenths, and the C-arm's processing flattens the
-#: rest]. It grows with the thickness crossed
-#: (scatter is made along the path: ~ A exp(-A) for a line integral A, against the primary's
-#: exp(-A)) and falls as the iris closes (less irradiated volume).
+#: rest]. It grows with the thickness crossed (scatter is made along the path: ~ A exp(-A) for a line
+#: integral A, against the primary's exp(-A)) and falls as the iris and shutters close.
 SCATTER_TO_PRIMARY_20CM_WATER = 0.15
 #: Line integral of 20 cm of water at 60 keV.
 WATER_20CM_INTEGRAL = 0.206 * 20.0
@@ -215,11 +216,7 @@ class Fluoroscope:
         """Line integrals at 60 keV of everything in the beam at ``pose``: anatomy, ``overlays``
         (the needle) and ``contrast`` at ``t_s``, before noise."""
         projection, anatomy, steel, iodine = self.material_integrals(pose, overlays, contrast, t_s)
-        total = anatomy.astype(np.float32).copy()
-        for part in (steel, iodine):
-            if part is not None:
-                total += part
-        return projection, total
+        return projection, _sum_of(anatomy, steel, iodine)
 
     def seen_integrals(self, pose: CArmPose, overlays: list[Overlay], contrast: ContrastField | None,
                        t_s: float | None, kvp: float | None) -> tuple[Projection, np.ndarray, np.ndarray]:
@@ -227,10 +224,7 @@ class Fluoroscope:
         spectrum at ``kvp`` with each material's energy dependence (``None``: a single 60 keV), and
         the 60 keV total."""
         projection, anatomy, steel, iodine, box = self._materials(pose, overlays, contrast, t_s)
-        total = anatomy.astype(np.float32).copy()
-        for part in (steel, iodine):
-            if part is not None:
-                total += part
+        total = _sum_of(anatomy, steel, iodine)
         seen = total if kvp is None else polychromatic_materials(anatomy, self._bone_at, steel, iodine, kvp, box,
                                                                  anatomy_seen=self.anatomy_seen(pose, kvp))
         return projection, seen, total
@@ -288,6 +282,14 @@ class Fluoroscope:
         display = display_chain(seen, window, noise_seed, photons_per_pixel, iris, subtract, square=self.flat_panel,
                                 scatter=scatter, shutter_fraction=slit)
         return XRayImage(display=display, line_integrals=total, projection=projection, pose=pose)
+
+
+def _sum_of(anatomy: np.ndarray, *parts: np.ndarray | None) -> np.ndarray:
+    total = anatomy.astype(np.float32).copy()
+    for part in parts:
+        if part is not None:
+            total += part
+    return total
 
 
 class _Box:

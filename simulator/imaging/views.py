@@ -152,6 +152,12 @@ _ROOM_IN_PATIENT = {
 PATIENT_POSITIONS = tuple(_ROOM_IN_PATIENT)
 
 
+def gravity_direction(position: str) -> np.ndarray:
+    """The direction that is down for a patient in ``position``, in the patient's frame (where
+    contrast heavier than CSF settles)."""
+    return -_ROOM_IN_PATIENT[position][0]
+
+
 def console_name(oblique_deg: float, tilt_deg: float, position: str = "prone") -> str:
     """What the C-arm's own display calls the pose: its orbital angle as LAO/RAO and its angulation
     as CRAN/CAUD, which assume a supine patient (head towards the gantry), so for a prone patient

@@ -24,6 +24,7 @@ from simulator.imaging import dose as dose_mod
 from simulator.imaging.carm import DETECTOR_SIZE_MM, CArmPose
 from simulator.imaging.fluoroscope import Fluoroscope, XRayImage
 from simulator.imaging.overlay import Overlay
+from simulator.imaging.views import gravity_direction
 from simulator.needle.needle import Needle
 from simulator.needle import resistance
 from simulator.needle.resistance import HIGH_MMHG, LOSS_MMHG, advance_feel, lor_reading
@@ -459,9 +460,10 @@ class Simulation:
         total = self.contrast.total_ml + c.volume_ml
         if total > self.scenario.limits.contrast_ml + 1e-9:
             raise CommandRefused(f"the scenario allows {self.scenario.limits.contrast_ml} mL of contrast")
-        # gravity for a prone patient is anterior: intrathecal contrast settles there
+        # intrathecal contrast settles to the dependent side (anterior for a prone patient)
         done = injection_mod.inject(self.anatomy, self.needle.tip_mm, self.needle.tip_tissue(), c.volume_ml,
-                                    self.t_s, self.scenario.patient.seed, self._rng(13), frames.ANTERIOR)
+                                    self.t_s, self.scenario.patient.seed, self._rng(13),
+                                    gravity_direction(self.scenario.patient_position))
         self.contrast.boluses += done.boluses
         self.contrast.vessels += done.vessels
         self.contrast.total_ml = total
