@@ -200,11 +200,13 @@ def cmd_attempt(args) -> int:
     return 0
 
 
-def _isocentre(text: str | None, anatomy, target_level: str):
+def _isocentre(text: str | None, anatomy, scenario):
     import numpy as np
 
     if text is None:
-        return tuple(float(v) for v in anatomy.landmark(f"{target_level}.interlaminar_center"))
+        from simulator.procedures.registry import procedure_for
+
+        return tuple(float(v) for v in procedure_for(scenario.procedure).centre_point(anatomy, scenario))
     parts = text.split(",")
     if len(parts) == 3:
         try:
@@ -245,7 +247,7 @@ def cmd_render(args) -> int:
         seed = 0
     else:
         anatomy = _anatomy_for(loaded)
-        isocentre = _isocentre(args.isocentre, anatomy, loaded.scenario.target_level)
+        isocentre = _isocentre(args.isocentre, anatomy, loaded.scenario)
         seed = loaded.scenario.patient.seed
     pose = CArmPose(args.oblique, args.tilt, isocentre)
     scope = Fluoroscope(anatomy.mu_volume(), anatomy.world_from_voxel, args.size)

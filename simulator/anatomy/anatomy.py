@@ -291,16 +291,23 @@ def region_bounds(phantom: SpinePhantom, levels: tuple[str, str] | None) -> np.n
     if levels is None:
         return body
     top, bottom = levels
+    ordered = ALL_LEVELS + ("coccyx",)
     for lv in levels:
-        if lv not in ALL_LEVELS:
-            raise SpineSimError(f"unknown level '{lv}' (expected one of {', '.join(ALL_LEVELS)})")
-    i, j = ALL_LEVELS.index(top), ALL_LEVELS.index(bottom)
+        if lv not in ordered:
+            raise SpineSimError(f"unknown level '{lv}' (expected one of {', '.join(ordered)})")
+    i, j = ordered.index(top), ordered.index(bottom)
     if i > j:
         top, bottom = bottom, top
+    if top == "coccyx":
+        raise SpineSimError("a region needs a vertebra above the coccyx")
     seg_top = phantom.by_level[top]
-    seg_bottom = phantom.by_level[bottom]
     z_hi = seg_top.to_world([0.0, 0.0, 0.5 * seg_top.height_mid_mm])[2] + 25.0
-    z_lo = seg_bottom.to_world([0.0, 0.0, -0.5 * seg_bottom.height_mid_mm])[2] - 25.0
+    if bottom == "coccyx":
+        # the whole sacrum, the hiatus and the coccyx (a caudal case)
+        z_lo = float(landmarks_mod.coccyx_tip(phantom)[2]) - 25.0
+    else:
+        seg_bottom = phantom.by_level[bottom]
+        z_lo = seg_bottom.to_world([0.0, 0.0, -0.5 * seg_bottom.height_mid_mm])[2] - 25.0
     if bottom == "S1":
         z_lo -= 40.0  # keep the sacrum to S2 with the S1 foramina
     lo = body[0].copy()
@@ -395,7 +402,9 @@ def anatomy_for_scenario(scenario) -> Anatomy:
         from simulator.anatomy.ct_import import load_imported
 
         anatomy = load_imported(section.ct)
-        needed = scenario.target_level.split("-")
+        from simulator.procedures.registry import procedure_for
+
+        needed = procedure_for(scenario.procedure).needed_levels(scenario)
         missing = [lv for lv in needed if lv not in anatomy.levels]
         if missing:
             raise SpineSimError(f"anatomy.ct: '{section.ct}' does not cover {', '.join(missing)} "

@@ -115,6 +115,12 @@ def _dorsal_bone_surface(phantom, seg, local_point: np.ndarray) -> np.ndarray:
     return line[max(last - 3, 0)]
 
 
+def coccyx_tip(phantom: SpinePhantom) -> np.ndarray:
+    """The tip of the coccyx (world mm)."""
+    k = phantom.sacrum_shape.scale
+    return phantom.sacral_frame.to_world(0.0, 132.0 * k, -2.0 * k)
+
+
 def compute_landmarks(phantom: SpinePhantom) -> dict[str, np.ndarray]:
     """All named landmarks of ``phantom``."""
     out: dict[str, np.ndarray] = {}
@@ -191,7 +197,7 @@ def compute_landmarks(phantom: SpinePhantom) -> dict[str, np.ndarray]:
         out[f"vertebral_artery_{name}_entry"] = seg.to_world(vt.foramen_transversarium_local(seg, 1 if name == "right" else -1))
     apex = shape.hiatus_apex_s_mm
     out["sacrum.hiatus_apex"] = frame.to_world(0.0, apex, shape.canal_centre_ap(apex) - shape.canal_half_depth(apex))
-    out["coccyx.tip"] = frame.to_world(0.0, 132.0 * k, -2.0 * k)
+    out["coccyx.tip"] = coccyx_tip(phantom)
     out["dural_sac.end"] = phantom.canal.sac_centre[-1]
     out["conus.tip"] = phantom.conus_tip
     return {k_: np.asarray(v, float) for k_, v in out.items()}

@@ -579,8 +579,10 @@ class MainWindow(QMainWindow):
     def _update_status(self) -> None:
         n = self.sim.needle
         if n.inserted:
-            marks = int(n.depth_mm // max(n.spec.depth_mark_interval_mm, 1.0))
-            self.depth_label.setText(f"Depth <b>{n.depth_mm:.1f} mm</b> ({marks} cm marks in)")
+            interval = n.spec.depth_mark_interval_mm
+            marks = (f"{int(n.depth_mm // interval)} of its {interval / 10:g} cm marks in" if interval > 0
+                     else "no depth marks on this needle")
+            self.depth_label.setText(f"Depth <b>{n.depth_mm:.1f} mm</b> ({marks})")
         else:
             self.depth_label.setText("No entry point yet: right-click on the skin")
         m = self.sim.metrics()

@@ -15,6 +15,8 @@ and 4.5):
 - **Cervical foraminal oblique**: the C-arm turned (and tilted) until the line of sight through the
   foramen's centre meets the least bone: the foramen at its widest.
 - **S1 foramen view**: the S1 endplate squared plus a slight ipsilateral oblique.
+- **SIJ oblique**: the cephalad tilt and oblique at which the lower joint opens.
+- **Caudal**: a true lateral of the sacrum and an AP.
 """
 
 from __future__ import annotations
@@ -108,6 +110,10 @@ def _sij_oblique(anatomy, point: np.ndarray, contralateral_sign: float) -> tuple
 def standard_views(anatomy, procedure: str, interspace: str, side: str = "right") -> dict[str, tuple[float, float]]:
     """The procedure's standard views at ``interspace`` for a needle on ``side``: name to
     ``(oblique_deg, tilt_deg)``, in the order a clinician would use them."""
+    if procedure == "caudal":
+        # the lateral is the main confirmation view (the tip in the canal, in front of the
+        # ligament); the AP shows the midline, the level (not above S3) and the contrast's spread
+        return {"lateral (sacrum)": (90.0, 0.0), "AP (sacrum)": (0.0, 0.0)}
     sign = -1.0 if side == "right" else 1.0  # the detector towards the needle's side
     upper, lower = interspace.split("-")
     tilt = squaring_tilt_deg(anatomy, interspace)

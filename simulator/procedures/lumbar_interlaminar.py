@@ -8,8 +8,6 @@ intrathecal space behind it (dural puncture), bone, the disc, nerve roots.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from simulator.anatomy.anatomy import Anatomy
@@ -18,6 +16,7 @@ from simulator.geometry import frames
 from simulator.errors import SpineSimError
 from simulator.imaging.carm import detector_direction
 from simulator.needle.needle import TRACK_STEP_MM
+from simulator.procedures.base import Placement, Procedure
 
 #: Outcome ids, their meaning and the placement points they earn (of 60).
 OUTCOMES = {
@@ -34,34 +33,6 @@ OUTCOMES = {
 }
 
 
-@dataclass(frozen=True)
-class Placement:
-    """Where the tip ended, classified."""
-
-    outcome: str
-    tissue: str
-    category: str
-    interspace: str
-    tip_mm: tuple[float, float, float] | None
-    distance_to_target_mm: float | None
-
-    @property
-    def description(self) -> str:
-        return OUTCOMES[self.outcome][0]
-
-    def as_dict(self) -> dict:
-        return {
-            "outcome": self.outcome,
-            "description": self.description,
-            "tissue": self.tissue,
-            "category": self.category,
-            "interspace": self.interspace,
-            "tip_mm": None if self.tip_mm is None else [round(v, 2) for v in self.tip_mm],
-            "distance_to_target_mm": None if self.distance_to_target_mm is None
-            else round(self.distance_to_target_mm, 2),
-        }
-
-
 def classify(anatomy: Anatomy, tip_mm: np.ndarray | None, target_interspace: str,
              dural_puncture: bool, tip_tissue_id: int | None = None) -> Placement:
     """Classify the final tip position of a lumbar interlaminar attempt.
@@ -69,7 +40,7 @@ def classify(anatomy: Anatomy, tip_mm: np.ndarray | None, target_interspace: str
     ``tip_tissue_id`` overrides the tissue at the tip (the bone a tip rests against).
     """
     if tip_mm is None:
-        return Placement("no_needle", "none", "none", "", None, None)
+        return Placement("no_needle", "none", "none", "", None, None, OUTCOMES["no_needle"][0])
     table = tissue_table()
     tip = np.asarray(tip_mm, float)
     if tip_tissue_id is None:
@@ -95,7 +66,70 @@ def classify(anatomy: Anatomy, tip_mm: np.ndarray | None, target_interspace: str
         outcome = "joint"
     else:
         outcome = "soft_tissue"
-    return Placement(outcome, tissue.name, category, interspace, tuple(float(v) for v in tip), distance)
+    return Placement(outcome, tissue.name, category, interspace, tuple(float(v) for v in tip), distance,
+                     OUTCOMES[outcome][0])
+
+
+class Interlaminar(Procedure):
+    """Lumbar or cervical interlaminar epidural at the scenario's interspace."""
+
+    outcomes = OUTCOMES
+
+    def target_point(self, anatomy: Anatomy, scenario) -> np.ndarray:
+        return anatomy.landmark(f"{scenario.target_level}.epidural_target")
+
+    def centre_point(self, anatomy: Anatomy, scenario) -> np.ndarray:
+        return anatomy.landmark(f"{scenario.target_level}.interlaminar_center")
+
+    def needed_levels(self, scenario) -> list[str]:
+        return scenario.target_level.split("-")
+
+    def classify(self, anatomy: Anatomy, tip_mm, scenario, dural_puncture: bool,
+                 tip_tissue_id: int | None = None) -> Placement:
+        return classify(anatomy, tip_mm, scenario.target_level, dural_puncture, tip_tissue_id)
+
+    def in_target_zone(self, anatomy: Anatomy, scenario, labels: np.ndarray, points: np.ndarray) -> np.ndarray:
+        return labels == tissue_table().id("epidural_fat")
+
+    def outcome_feedback(self, placement: Placement, scenario) -> str:
+        level = scenario.target_level
+        if placement.outcome == "success":
+            return f"The tip ended in the posterior epidural space at {level}."
+        if placement.outcome == "wrong_level":
+            return (f"The tip is epidural but at {placement.interspace}, not {level}: count the levels again on "
+                    "the AP image (or from the iliac crests).")
+        if placement.outcome == "intrathecal":
+            return ("The dura was punctured: the needle went on after the loss of resistance. Advance in small "
+                    "steps and test after each one.")
+        if placement.outcome == "ligament":
+            return (f"The tip stopped in the {placement.tissue.replace('_', ' ')}, short of the epidural space: "
+                    "there was no loss of resistance yet.")
+        if placement.outcome == "bone":
+            return "The tip is on bone (lamina or spinous process): walk off it towards the interlaminar window."
+        return super().outcome_feedback(placement, scenario)
+
+    def technique(self, metrics: dict[str, float], guidance: str, expert_images: int) -> tuple[float, list[str]]:
+        points, feedback = 0.0, []
+        if guidance == "fluoroscopy":
+            if metrics.get("level_confirmed_on_ap", 0.0):
+                points += 5.0
+            else:
+                feedback.append("The level was not confirmed on an AP image before needling.")
+            if metrics.get("depth_checked_before_lf", 0.0):
+                points += 5.0
+            else:
+                feedback.append("Depth was not checked on a lateral or contralateral oblique view before "
+                                "the needle reached the ligamentum flavum.")
+            return points + self.image_points(metrics, expert_images, feedback), feedback
+        if metrics.get("palpations", 0.0) >= 2:
+            points += 5.0
+        else:
+            feedback.append("The iliac crests and spinous processes were not palpated to find the level.")
+        if metrics.get("lor_tests", 0.0) >= 1:
+            points += 5.0
+        else:
+            feedback.append("Loss of resistance was never tested.")
+        return points + self.pass_points(metrics, feedback), feedback
 
 
 # ------------------------------------------------------------------------------ expert technique

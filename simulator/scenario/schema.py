@@ -19,9 +19,11 @@ SCHEMA_VERSION = 1
 PROCEDURE_LEVELS = {
     "lumbar_interlaminar": ("L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1"),
     "cervical_interlaminar": ("C6-C7", "C7-T1"),
+    # caudal: through the sacral hiatus (the target zone runs from the hiatus up to S3)
+    "caudal": ("sacral_hiatus",),
 }
 PROCEDURES = tuple(PROCEDURE_LEVELS)
-INTERSPACES = tuple(level for levels in PROCEDURE_LEVELS.values() for level in levels)
+INTERSPACES = tuple(level for levels in PROCEDURE_LEVELS.values() for level in levels if "-" in level)
 
 
 class _Strict(BaseModel):
@@ -84,7 +86,7 @@ def _known_needle(value: str) -> str:
 
 
 Level = Literal["C2", "C3", "C4", "C5", "C6", "C7", "T1", "T2", "T3", "T4", "T5", "T6", "T7", "T8", "T9",
-                "T10", "T11", "T12", "L1", "L2", "L3", "L4", "L5", "S1"]
+                "T10", "T11", "T12", "L1", "L2", "L3", "L4", "L5", "S1", "coccyx"]
 
 
 class AnatomySection(_Strict):
@@ -125,8 +127,8 @@ class Scenario(_Strict):
     id: str = Field(min_length=1, pattern=r"^[a-z0-9_\-]+$")
     title: str = Field(min_length=1)
     brief: str = ""
-    procedure: Literal["lumbar_interlaminar", "cervical_interlaminar"]
-    target_level: Literal["C6-C7", "C7-T1", "L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1"]
+    procedure: Literal["lumbar_interlaminar", "cervical_interlaminar", "caudal"]
+    target_level: Literal["C6-C7", "C7-T1", "L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1", "sacral_hiatus"]
     approach: Literal["midline", "paramedian"] = "midline"
     side: Literal["midline", "left", "right"] = "midline"
     guidance: Literal["fluoroscopy", "landmark"]

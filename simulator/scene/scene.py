@@ -11,7 +11,6 @@ import numpy as np
 import pyvista as pv
 
 from simulator.anatomy.meshes import Mesh
-from simulator.anatomy.tissues import tissue_table
 from simulator.imaging.carm import projection_for
 
 #: Colours of the structure groups (colour-blind safe: danger structures differ in lightness and
@@ -198,19 +197,20 @@ class SpineScene:
             self._path_actor = self.plotter.add_mesh(line.tube(radius=0.7), color=PATH_COLOUR, pickable=False,
                                                      name="needle_path")
         if target_interspace:
-            self.show_target_zone(target_interspace)
+            self.show_target_zone()
 
-    def show_target_zone(self, interspace: str) -> None:
-        """The target zone (posterior epidural fat at the interspace) as a translucent cloud."""
-        anatomy = self.sim.anatomy
-        centre = anatomy.landmark(f"{interspace}.epidural_target")
-        half = np.array([12.0, 10.0, 14.0])
+    def show_target_zone(self) -> None:
+        """The procedure's target zone round its target point as a translucent cloud."""
+        anatomy, scenario = self.sim.anatomy, self.sim.scenario
+        centre = self.sim.procedure.target_point(anatomy, scenario)
+        half = np.array([12.0, 14.0, 16.0])
         step = 0.8
         axes = [np.arange(centre[i] - half[i], centre[i] + half[i], step) for i in range(3)]
         grid = np.stack(np.meshgrid(*axes, indexing="ij"), -1)
-        labels = anatomy.tissue_at(grid.reshape(-1, 3)).reshape(grid.shape[:3])
-        epidural = (labels == tissue_table().id("epidural_fat")).astype(np.float32)
-        # keep the part behind the dural sac (posterior epidural space)
+        points = grid.reshape(-1, 3)
+        labels = anatomy.tissue_at(points)
+        epidural = self.sim.procedure.in_target_zone(anatomy, scenario, labels, points).reshape(grid.shape[:3])
+        epidural = epidural.astype(np.float32)
         image = pv.ImageData(dimensions=epidural.shape, spacing=(step,) * 3, origin=tuple(a[0] for a in axes))
         image.point_data["v"] = epidural.ravel(order="F")
         surface = image.contour([0.5], scalars="v")

@@ -156,6 +156,58 @@ class LevelConfirmedOnAp(Metric):
         return 1.0 if self._ok else 0.0
 
 
+class LateralWithNeedle(Metric):
+    """1 if a lateral image (|oblique| >= 75 degrees) was taken with the needle past the skin."""
+
+    id = "lateral_with_needle"
+    unit = "bool"
+    description = "a lateral image with the needle in"
+
+    def __init__(self):
+        self._depth_mm = 0.0
+        self._ok = False
+
+    def update(self, event: Event) -> None:
+        if event.kind in ("needle_advanced", "needle_withdrawn"):
+            self._depth_mm = float(event.data.get("depth_mm", 0.0))
+        elif event.kind == "entry_set":
+            self._depth_mm = 0.0
+        elif event.kind == "image_acquired" and self._depth_mm > 5.0 and abs(float(event.data.get("oblique_deg", 0.0))) >= 75.0:
+            self._ok = True
+
+    def value(self) -> float:
+        return 1.0 if self._ok else 0.0
+
+
+class ContrastSeen(Metric):
+    """Images taken after contrast was injected (``images_after_contrast``), or whether contrast went
+    in under live fluoroscopy (``live_contrast``)."""
+
+    def __init__(self, metric_id: str):
+        self.id = metric_id
+        self.unit = "count" if metric_id == "images_after_contrast" else "bool"
+        self.description = ("images taken after contrast" if metric_id == "images_after_contrast"
+                            else "contrast injected under live fluoroscopy")
+        self._injected = False
+        self._live = False
+        self._count = 0.0
+
+    def update(self, event: Event) -> None:
+        if event.kind == "fluoroscopy_started":
+            self._live = True
+        elif event.kind == "fluoroscopy_stopped":
+            self._live = False
+        elif event.kind == "contrast_injected":
+            self._injected = True
+            if self.id == "live_contrast" and self._live:
+                self._count = 1.0
+        elif event.kind == "image_acquired" and self._injected and self.id == "images_after_contrast":
+            self._count += 1.0
+
+    def value(self) -> float:
+        return self._count
+
+
 def standard_metrics() -> list[Metric]:
     """The metrics every attempt is scored with."""
     return [
@@ -167,9 +219,13 @@ def standard_metrics() -> list[Metric]:
         CountOf("dural_punctures", ("dural_puncture",), "punctures of the dura"),
         CountOf("lor_tests", ("loss_of_resistance_tested",), "presses on the loss-of-resistance syringe"),
         CountOf("palpations", ("palpated",), "palpations of the back"),
+        CountOf("aspirations", ("aspirated",), "aspirations before injecting"),
         CountOf("spine_view_toggles", ("spine_visibility_changed",), "uses of the 3D see-through view"),
         PathLength(),
         ContrastVolume(),
         LevelConfirmedOnAp(),
         DepthCheckedBeforeLigamentumFlavum(),
+        LateralWithNeedle(),
+        ContrastSeen("images_after_contrast"),
+        ContrastSeen("live_contrast"),
     ]

@@ -17,7 +17,9 @@ from simulator.anatomy.tissues import tissue_table
 from simulator.geometry import frames
 from simulator.imaging.views import squaring_tilt_deg
 from simulator.needle.needle import Needle
+from simulator.procedures import caudal
 from simulator.procedures import lumbar_interlaminar as procedure
+from simulator.errors import CommandRefused, SpineSimError
 from simulator.protocol import commands as cmd
 from simulator.simulation.simulation import Simulation
 
@@ -50,35 +52,50 @@ def _advance_to_loss(sim: Simulation, expected_mm: float, max_depth_mm: float) -
 _ROLLS = ((0.0, (-1.0, 0.0)), (180.0, (1.0, 0.0)), (90.0, (0.0, -1.0)), (270.0, (0.0, 1.0)))
 
 
-def _aim_for_drift(sim: Simulation, length_mm: float) -> None:
+#: The same with the drift turned sideways first: in the sacral canal, wider than it is deep.
+_ROLLS_SIDEWAYS = (_ROLLS[2], _ROLLS[3], _ROLLS[0], _ROLLS[1])
+
+
+def _aim_for_drift(sim: Simulation, length_mm: float, rolls=_ROLLS, end_in: str | None = None,
+                   step_mm: float = 10.0) -> None:
     """Turn the bevel and aim against the needle's drift so that its arc ends on the planned line's
     end (an arc of curvature k leaves its chord's direction by k L / 2), choosing the first roll
-    whose arc, tried on a probe needle, meets no bone short of the target."""
+    (and, if none will do at the full correction, a half or one-and-a-half correction) whose arc,
+    tried on a probe needle advanced in ``step_mm`` steps, meets no bone short of the target and,
+    with ``end_in``, ends in that tissue."""
     needle = sim.needle
     drift_deg = float(np.degrees(0.5 * needle.curvature_per_mm * length_mm))
     if drift_deg <= 0.05:
         return
     table = tissue_table()
-    chosen = _ROLLS[0]
-    for roll, (cranial, right) in _ROLLS:
-        probe = Needle(needle.spec, sim.anatomy.tissue_at)
-        probe.set_entry(needle.entry_mm, needle.entry_direction)
-        probe.rotate_bevel(roll)
-        probe.redirect(cranial * drift_deg, right * drift_deg)
-        while probe.depth_mm < length_mm - 0.05 and not probe.on_bone:
-            if probe.advance(min(10.0, length_mm - probe.depth_mm)).moved_mm == 0.0:
+    chosen = (rolls[0], 1.0)
+    scales = (1.0,) if end_in is None else (1.0, 0.5, 1.5)
+    for scale in scales:
+        for roll, (cranial, right) in rolls:
+            probe = Needle(needle.spec, sim.anatomy.tissue_at)
+            probe.set_entry(needle.entry_mm, needle.entry_direction)
+            probe.rotate_bevel(roll)
+            probe.redirect(cranial * drift_deg * scale, right * drift_deg * scale)
+            while probe.depth_mm < length_mm - 0.05 and not probe.on_bone:
+                if probe.advance(min(step_mm, length_mm - probe.depth_mm)).moved_mm == 0.0:
+                    break
+            clear = not probe.on_bone and not table.is_bone[probe.shaft_tissue_ids()].any()
+            if clear and (end_in is None or probe.tip_tissue() == end_in):
+                chosen = ((roll, (cranial, right)), scale)
                 break
-        if not probe.on_bone and not table.is_bone[probe.shaft_tissue_ids()].any():
-            chosen = (roll, (cranial, right))
-            break
-    roll, (cranial, right) = chosen
+        else:
+            continue
+        break
+    (roll, (cranial, right)), scale = chosen
     if roll:
         sim.apply(cmd.RotateBevel(roll_deg=roll))
-    sim.apply(cmd.Redirect(cranial_deg=cranial * drift_deg, right_deg=right * drift_deg))
+    sim.apply(cmd.Redirect(cranial_deg=cranial * drift_deg * scale, right_deg=right * drift_deg * scale))
 
 
 def run_reference(sim: Simulation, finish: bool = True) -> Simulation:
     """Drive ``sim`` through the expert's attempt (every step is an ordinary command)."""
+    if sim.scenario.procedure == "caudal":
+        return _caudal(sim, finish)
     anatomy = sim.anatomy
     interspace = sim.scenario.target_level
     target = anatomy.landmark(f"{interspace}.epidural_target")
@@ -132,3 +149,88 @@ def run_reference(sim: Simulation, finish: bool = True) -> Simulation:
     if finish:
         sim.apply(cmd.Finish())
     return sim
+
+
+def _caudal(sim: Simulation, finish: bool) -> Simulation:
+    """Caudal (reference 3.1). Fluoroscopy: a lateral of the sacrum finds the hiatus; entry over it,
+    cephalad and shallow; through the sacrococcygeal ligament (the give) and a short way up the
+    canal; a lateral confirms the tip in the canal; aspirate; contrast under live AP fluoroscopy
+    (the "Christmas tree"), and an AP image. Landmark: palpate both cornua and the hiatus between
+    them, the same needle path, aspirate."""
+    anatomy = sim.anatomy
+    apex = anatomy.landmark("sacrum.hiatus_apex")
+    iso = tuple(float(v) for v in apex)
+    fluoro = sim.guidance == "fluoroscopy"
+    if fluoro:
+        sim.apply(cmd.MoveCArm(oblique_deg=90.0, tilt_deg=0.0, isocentre_mm=iso))
+        sim.apply(cmd.AcquireImage())
+    else:
+        for name in ("sacrum.cornu_left", "sacrum.cornu_right", "sacrum.hiatus_apex"):
+            point = anatomy.skin_point_behind(anatomy.landmark(name))
+            sim.apply(cmd.Palpate(point_mm=tuple(float(v) for v in point)))
+    entry, direction, total, (roll, cranial_deg, right_deg) = _plan_caudal(sim)
+    sim.apply(cmd.SetEntry(point_mm=tuple(float(v) for v in entry), direction=tuple(float(v) for v in direction)))
+    if roll:
+        sim.apply(cmd.RotateBevel(roll_deg=roll))
+    if cranial_deg or right_deg:
+        sim.apply(cmd.Redirect(cranial_deg=cranial_deg, right_deg=right_deg))
+    walk_offs = 0
+    while sim.needle.depth_mm < total - 0.05:
+        events = sim.apply(cmd.Advance(distance_mm=min(2.0, total - sim.needle.depth_mm)))
+        if any(e.kind == "needle_length_exhausted" for e in events):
+            break
+        if any(e.kind == "bone_contacted" for e in events):
+            if walk_offs == 3:
+                break
+            # on the canal's roof: back off and lower the hub a little (the tip goes deeper)
+            walk_offs += 1
+            for back_mm in (3.0, 6.0, 12.0):
+                sim.apply(cmd.Withdraw(distance_mm=back_mm))
+                try:
+                    sim.apply(cmd.Redirect(cranial_deg=-1.5))
+                    break
+                except CommandRefused:
+                    continue
+    if fluoro:
+        sim.apply(cmd.AcquireImage())  # the lateral: the tip in the canal, in front of the ligament
+    sim.apply(cmd.Aspirate())
+    if fluoro:
+        sim.apply(cmd.MoveCArm(oblique_deg=0.0, tilt_deg=0.0, isocentre_mm=iso))
+        sim.apply(cmd.FluoroscopyOn(pulse_rate_pps=7.5))
+        sim.apply(cmd.InjectContrast(volume_ml=3.0))
+        sim.apply(cmd.FluoroscopyOff(), t_s=sim.t_s + 6.0)
+        sim.apply(cmd.AcquireImage())
+    if finish:
+        sim.apply(cmd.Finish())
+    return sim
+
+
+def _plan_caudal(sim: Simulation):
+    """The expert plans with the needle in hand: over the candidate targets just above the hiatus
+    and the clear lines to each, the first for which the needle, its bevel turned and aimed against
+    its drift (tried on a probe), ends in the canal's fat with no bone on the way. Returns (entry,
+    direction, depth, (roll, cranial, right))."""
+    anatomy, spec = sim.anatomy, sim.needle.spec
+    table = tissue_table()
+    first = None
+    for target in caudal.candidate_targets(anatomy):
+        for entry, direction in caudal.expert_paths(anatomy, target):
+            total = float(np.linalg.norm(target - entry))
+            first = first or (entry, direction, total, (0.0, 0.0, 0.0))
+            drift_deg = float(np.degrees(0.5 * Needle(spec, anatomy.tissue_at).curvature_per_mm * total))
+            for scale in (1.0, 0.5, 1.5):
+                for roll, (cranial, right) in _ROLLS_SIDEWAYS:
+                    probe = Needle(spec, anatomy.tissue_at)
+                    probe.set_entry(entry, direction)
+                    probe.rotate_bevel(roll)
+                    aim = (cranial * drift_deg * scale, right * drift_deg * scale)
+                    probe.redirect(*aim)
+                    while probe.depth_mm < total - 0.05 and not probe.on_bone:
+                        if probe.advance(min(2.0, total - probe.depth_mm)).moved_mm == 0.0:
+                            break
+                    if (not probe.on_bone and not table.is_bone[probe.shaft_tissue_ids()].any()
+                            and probe.tip_tissue() == "epidural_fat"):
+                        return entry, direction, total, (roll, *aim)
+    if first is None:
+        raise SpineSimError("no bone-free path through the sacral hiatus for this patient")
+    return first

@@ -29,7 +29,7 @@ from simulator.needle.needle import Needle
 from simulator.needle import resistance
 from simulator.needle.resistance import HIGH_MMHG, LOSS_MMHG, advance_feel, lor_reading
 from simulator.needle.spec import needle_spec
-from simulator.procedures import lumbar_interlaminar as procedure
+from simulator.procedures.registry import procedure_for
 from simulator.protocol import commands as cmd
 from simulator.protocol.events import Event
 from simulator.records.attempt_file import AttemptRecord, AttemptWriter, TimedCommand, make_header
@@ -77,8 +77,9 @@ class Simulation:
         self.needle = Needle(needle_spec(sc.needle.id), self.anatomy.tissue_at)
         self.guidance = sc.guidance
         self.t_s = 0.0
-        target = self.anatomy.landmark(f"{sc.target_level}.interlaminar_center")
-        self.carm_pose = CArmPose(0.0, 0.0, tuple(float(v) for v in target))
+        self.procedure = procedure_for(sc.procedure)
+        centre = self.procedure.centre_point(self.anatomy, sc)
+        self.carm_pose = CArmPose(0.0, 0.0, tuple(float(v) for v in centre))
         self.image_size_px = image_size_px
         self._fluoroscope: Fluoroscope | None = None
         self.contrast = contrast_mod.ContrastField()
@@ -494,13 +495,13 @@ class Simulation:
         inside = self.needle.inserted and self.needle.depth_mm > 0
         tip = self.needle.tip_mm if inside else None
         tissue_id = self.needle.tip_tissue_id() if inside else None
-        placement = procedure.classify(self.anatomy, tip, self.scenario.target_level, self._dura_punctured,
-                                       tip_tissue_id=tissue_id)
+        placement = self.procedure.classify(self.anatomy, tip, self.scenario, self._dura_punctured,
+                                            tip_tissue_id=tissue_id)
         self._emit("attempt_finished", outcome=placement.outcome, tissue=placement.tissue,
                    interspace=placement.interspace)
         sc = self.scenario
-        self.scorecard = score_attempt(placement, self.metrics(), sc.guidance, sc.target_level,
-                                       sc.scoring.pass_mark, sc.scoring.expert_time_s, sc.scoring.expert_images)
+        self.scorecard = score_attempt(self.procedure, placement, self.metrics(), sc, sc.scoring.expert_time_s,
+                                       sc.scoring.expert_images)
         self.finished = True
 
     # ----------------------------------------------------------------------------- replay
