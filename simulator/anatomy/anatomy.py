@@ -402,9 +402,9 @@ def anatomy_for_scenario(scenario) -> Anatomy:
         from simulator.anatomy.ct_import import load_imported
 
         anatomy = load_imported(section.ct)
-        from simulator.procedures.registry import procedure_for
-
-        needed = procedure_for(scenario.procedure).needed_levels(scenario)
+        level = scenario.target_level
+        # an interspace needs both its vertebrae; the sacral hiatus, the sacrum
+        needed = level.split("-") if "-" in level else ["S1"] if level == "sacral_hiatus" else []
         missing = [lv for lv in needed if lv not in anatomy.levels]
         if missing:
             raise SpineSimError(f"anatomy.ct: '{section.ct}' does not cover {', '.join(missing)} "

@@ -49,10 +49,6 @@ class Procedure:
         """Where the C-arm is centred at the start."""
         return self.target_point(anatomy, scenario)
 
-    def needed_levels(self, scenario) -> list[str]:
-        """The vertebrae an imported anatomy must cover."""
-        raise NotImplementedError
-
     def classify(self, anatomy, tip_mm, scenario, dural_puncture: bool,
                  tip_tissue_id: int | None = None) -> Placement:
         raise NotImplementedError

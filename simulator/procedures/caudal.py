@@ -102,9 +102,6 @@ class Caudal(Procedure):
     def centre_point(self, anatomy, scenario) -> np.ndarray:
         return anatomy.landmark("sacrum.hiatus_apex")
 
-    def needed_levels(self, scenario) -> list[str]:
-        return ["S1"]
-
     def classify(self, anatomy, tip_mm, scenario, dural_puncture: bool,
                  tip_tissue_id: int | None = None) -> Placement:
         if tip_mm is None:

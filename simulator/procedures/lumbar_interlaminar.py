@@ -81,9 +81,6 @@ class Interlaminar(Procedure):
     def centre_point(self, anatomy: Anatomy, scenario) -> np.ndarray:
         return anatomy.landmark(f"{scenario.target_level}.interlaminar_center")
 
-    def needed_levels(self, scenario) -> list[str]:
-        return scenario.target_level.split("-")
-
     def classify(self, anatomy: Anatomy, tip_mm, scenario, dural_puncture: bool,
                  tip_tissue_id: int | None = None) -> Placement:
         return classify(anatomy, tip_mm, scenario.target_level, dural_puncture, tip_tissue_id)
