@@ -165,6 +165,9 @@ class Caudal(Procedure):
         if placement.outcome == "bone":
             return ("The tip is on the back of the sacrum: walk down to the hiatus and flatten the needle "
                     "along the canal.")
+        if placement.outcome == "vessel":
+            return ("The tip is in the sacral venous plexus at the front of the canal: withdraw a little, aspirate, "
+                    "and watch the contrast on live imaging (a vessel washes it away).")
         if placement.outcome == "presacral":
             return "The needle went through the front of the sacrum towards the pelvis: check depth on the lateral view."
         return super().outcome_feedback(placement, scenario)
