@@ -21,6 +21,8 @@ PROCEDURE_LEVELS = {
     "cervical_interlaminar": ("C6-C7", "C7-T1"),
     # caudal: through the sacral hiatus (the target zone runs from the hiatus up to S3)
     "caudal": ("sacral_hiatus",),
+    # lumbar transforaminal: the foramen below the upper vertebra's pedicle, on the scenario's side
+    "lumbar_transforaminal": ("L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1"),
 }
 PROCEDURES = tuple(PROCEDURE_LEVELS)
 INTERSPACES = tuple(level for levels in PROCEDURE_LEVELS.values() for level in levels if "-" in level)
@@ -127,7 +129,7 @@ class Scenario(_Strict):
     id: str = Field(min_length=1, pattern=r"^[a-z0-9_\-]+$")
     title: str = Field(min_length=1)
     brief: str = ""
-    procedure: Literal["lumbar_interlaminar", "cervical_interlaminar", "caudal"]
+    procedure: Literal["lumbar_interlaminar", "cervical_interlaminar", "caudal", "lumbar_transforaminal"]
     target_level: Literal["C6-C7", "C7-T1", "L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1", "sacral_hiatus"]
     approach: Literal["midline", "paramedian"] = "midline"
     side: Literal["midline", "left", "right"] = "midline"
@@ -154,6 +156,12 @@ class Scenario(_Strict):
         if self.target_level not in allowed:
             raise ValueError(f"target_level: {self.procedure} targets {', '.join(allowed)}, "
                              f"not {self.target_level}")
+        return self
+
+    @model_validator(mode="after")
+    def _transforaminal_has_a_side(self):
+        if self.procedure.endswith("transforaminal") and self.side == "midline":
+            raise ValueError("side: a transforaminal injection needs side = 'left' or 'right'")
         return self
 
     @model_validator(mode="after")

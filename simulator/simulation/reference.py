@@ -15,7 +15,7 @@ import numpy as np
 
 from simulator.anatomy.tissues import tissue_table
 from simulator.geometry import frames
-from simulator.imaging.views import squaring_tilt_deg
+from simulator.imaging.views import squaring_tilt_deg, standard_views
 from simulator.needle.needle import Needle
 from simulator.procedures import caudal
 from simulator.procedures import lumbar_interlaminar as procedure
@@ -96,6 +96,8 @@ def run_reference(sim: Simulation, finish: bool = True) -> Simulation:
     """Drive ``sim`` through the expert's attempt (every step is an ordinary command)."""
     if sim.scenario.procedure == "caudal":
         return _caudal(sim, finish)
+    if sim.scenario.procedure == "lumbar_transforaminal":
+        return _lumbar_transforaminal(sim, finish)
     anatomy = sim.anatomy
     interspace = sim.scenario.target_level
     target = anatomy.landmark(f"{interspace}.epidural_target")
@@ -206,20 +208,32 @@ def _caudal(sim: Simulation, finish: bool) -> Simulation:
 
 
 def _plan_caudal(sim: Simulation):
-    """The expert plans with the needle in hand: over the candidate targets just above the hiatus
-    and the clear lines to each, the first for which the needle, its bevel turned and aimed against
-    its drift (tried on a probe), ends in the canal's fat with no bone on the way. Returns (entry,
-    direction, depth, (roll, cranial, right))."""
+    """The caudal plan: over the candidate targets just above the hiatus and the clear lines to
+    each (see :func:`_plan_with_probe`)."""
+    anatomy = sim.anatomy
+    return _plan_with_probe(sim, [(t, caudal.expert_paths(anatomy, t)) for t in caudal.candidate_targets(anatomy)],
+                            "epidural_fat", _ROLLS_SIDEWAYS)
+
+
+def _plan_with_probe(sim: Simulation, plans, end_in: str, rolls, avoid: tuple[str, ...] = ()):
+    """The expert plans with the needle in hand: over ``plans`` (target, its candidate lines), the
+    first line for which the needle, its bevel turned and aimed against its drift (tried on a
+    probe), ends in ``end_in`` with no bone (nor any tissue of ``avoid``) on the way. Returns
+    (entry, direction, depth, (roll, cranial, right)); the first line found, unaimed, if none will
+    do."""
     anatomy, spec = sim.anatomy, sim.needle.spec
     table = tissue_table()
+    blocked = table.is_bone.copy()
+    for name in avoid:
+        blocked[table.id(name)] = True
     first = None
-    for target in caudal.candidate_targets(anatomy):
-        for entry, direction in caudal.expert_paths(anatomy, target):
+    for target, lines in plans:
+        for entry, direction in lines:
             total = float(np.linalg.norm(target - entry))
             first = first or (entry, direction, total, (0.0, 0.0, 0.0))
             drift_deg = float(np.degrees(0.5 * Needle(spec, anatomy.tissue_at).curvature_per_mm * total))
             for scale in (1.0, 0.5, 1.5):
-                for roll, (cranial, right) in _ROLLS_SIDEWAYS:
+                for roll, (cranial, right) in rolls:
                     probe = Needle(spec, anatomy.tissue_at)
                     probe.set_entry(entry, direction)
                     probe.rotate_bevel(roll)
@@ -228,9 +242,51 @@ def _plan_caudal(sim: Simulation):
                     while probe.depth_mm < total - 0.05 and not probe.on_bone:
                         if probe.advance(min(2.0, total - probe.depth_mm)).moved_mm == 0.0:
                             break
-                    if (not probe.on_bone and not table.is_bone[probe.shaft_tissue_ids()].any()
-                            and probe.tip_tissue() == "epidural_fat"):
+                    if (not probe.on_bone and not blocked[probe.shaft_tissue_ids()].any()
+                            and probe.tip_tissue() == end_in):
                         return entry, direction, total, (roll, *aim)
     if first is None:
-        raise SpineSimError("no bone-free path through the sacral hiatus for this patient")
+        raise SpineSimError("no clear needle path to the target for this patient")
     return first
+
+
+def _lumbar_transforaminal(sim: Simulation, finish: bool) -> Simulation:
+    """Lumbar transforaminal (reference 3.4): the level on AP with the endplates squared; the
+    ipsilateral oblique (Scotty dog) to plan the line under the pedicle; in along it to the safe
+    triangle; depth on a lateral; contrast under live AP fluoroscopy; an AP image."""
+    anatomy, sc = sim.anatomy, sim.scenario
+    interspace, side = sc.target_level, sc.side
+    from simulator.procedures import transforaminal
+
+    target = transforaminal.foramen_anchor(anatomy, interspace, side)
+    views = standard_views(anatomy, sc.procedure, interspace, side)
+    iso = tuple(float(v) for v in anatomy.landmark(f"{interspace}.foramen_{side}_center"))
+    ap = views["AP, endplates squared"]
+    sim.apply(cmd.MoveCArm(oblique_deg=ap[0], tilt_deg=ap[1], isocentre_mm=iso))
+    sim.apply(cmd.AcquireImage())
+    oblique = views.get("ipsilateral oblique (Scotty dog)") or views.get("facet view (along the joint)")
+    if oblique is not None:
+        sim.apply(cmd.MoveCArm(oblique_deg=oblique[0], tilt_deg=oblique[1], isocentre_mm=iso))
+        sim.apply(cmd.AcquireImage())
+    entry, direction, total, (roll, cranial_deg, right_deg) = _plan_with_probe(
+        sim, [(target, transforaminal.expert_lines(anatomy, target, side))], "epidural_fat", _ROLLS,
+        avoid=("nerve_root", "dura", "disc_annulus"))
+    sim.apply(cmd.SetEntry(point_mm=tuple(float(v) for v in entry), direction=tuple(float(v) for v in direction)))
+    if roll:
+        sim.apply(cmd.RotateBevel(roll_deg=roll))
+    if cranial_deg or right_deg:
+        sim.apply(cmd.Redirect(cranial_deg=cranial_deg, right_deg=right_deg))
+    while sim.needle.depth_mm < total - 0.05:
+        events = sim.apply(cmd.Advance(distance_mm=min(3.0, total - sim.needle.depth_mm)))
+        if any(e.kind in ("bone_contacted", "needle_length_exhausted", "paraesthesia") for e in events):
+            break
+    sim.apply(cmd.MoveCArm(oblique_deg=90.0, tilt_deg=ap[1], isocentre_mm=iso))
+    sim.apply(cmd.AcquireImage())
+    sim.apply(cmd.MoveCArm(oblique_deg=ap[0], tilt_deg=ap[1], isocentre_mm=iso))
+    sim.apply(cmd.FluoroscopyOn(pulse_rate_pps=7.5))
+    sim.apply(cmd.InjectContrast(volume_ml=1.0))
+    sim.apply(cmd.FluoroscopyOff(), t_s=sim.t_s + 4.0)
+    sim.apply(cmd.AcquireImage())
+    if finish:
+        sim.apply(cmd.Finish())
+    return sim
