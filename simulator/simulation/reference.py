@@ -56,40 +56,31 @@ _ROLLS = ((0.0, (-1.0, 0.0)), (180.0, (1.0, 0.0)), (90.0, (0.0, -1.0)), (270.0, 
 _ROLLS_SIDEWAYS = (_ROLLS[2], _ROLLS[3], _ROLLS[0], _ROLLS[1])
 
 
-def _aim_for_drift(sim: Simulation, length_mm: float, rolls=_ROLLS, end_in: str | None = None,
-                   step_mm: float = 10.0) -> None:
+def _aim_for_drift(sim: Simulation, length_mm: float) -> None:
     """Turn the bevel and aim against the needle's drift so that its arc ends on the planned line's
     end (an arc of curvature k leaves its chord's direction by k L / 2), choosing the first roll
-    (and, if none will do at the full correction, a half or one-and-a-half correction) whose arc,
-    tried on a probe needle advanced in ``step_mm`` steps, meets no bone short of the target and,
-    with ``end_in``, ends in that tissue."""
+    whose arc, tried on a probe needle, meets no bone short of the target."""
     needle = sim.needle
     drift_deg = float(np.degrees(0.5 * needle.curvature_per_mm * length_mm))
     if drift_deg <= 0.05:
         return
     table = tissue_table()
-    chosen = (rolls[0], 1.0)
-    scales = (1.0,) if end_in is None else (1.0, 0.5, 1.5)
-    for scale in scales:
-        for roll, (cranial, right) in rolls:
-            probe = Needle(needle.spec, sim.anatomy.tissue_at)
-            probe.set_entry(needle.entry_mm, needle.entry_direction)
-            probe.rotate_bevel(roll)
-            probe.redirect(cranial * drift_deg * scale, right * drift_deg * scale)
-            while probe.depth_mm < length_mm - 0.05 and not probe.on_bone:
-                if probe.advance(min(step_mm, length_mm - probe.depth_mm)).moved_mm == 0.0:
-                    break
-            clear = not probe.on_bone and not table.is_bone[probe.shaft_tissue_ids()].any()
-            if clear and (end_in is None or probe.tip_tissue() == end_in):
-                chosen = ((roll, (cranial, right)), scale)
+    chosen = _ROLLS[0]
+    for roll, (cranial, right) in _ROLLS:
+        probe = Needle(needle.spec, sim.anatomy.tissue_at)
+        probe.set_entry(needle.entry_mm, needle.entry_direction)
+        probe.rotate_bevel(roll)
+        probe.redirect(cranial * drift_deg, right * drift_deg)
+        while probe.depth_mm < length_mm - 0.05 and not probe.on_bone:
+            if probe.advance(min(10.0, length_mm - probe.depth_mm)).moved_mm == 0.0:
                 break
-        else:
-            continue
-        break
-    (roll, (cranial, right)), scale = chosen
+        if not probe.on_bone and not table.is_bone[probe.shaft_tissue_ids()].any():
+            chosen = (roll, (cranial, right))
+            break
+    roll, (cranial, right) = chosen
     if roll:
         sim.apply(cmd.RotateBevel(roll_deg=roll))
-    sim.apply(cmd.Redirect(cranial_deg=cranial * drift_deg * scale, right_deg=right * drift_deg * scale))
+    sim.apply(cmd.Redirect(cranial_deg=cranial * drift_deg, right_deg=right * drift_deg))
 
 
 def run_reference(sim: Simulation, finish: bool = True) -> Simulation:
