@@ -89,7 +89,7 @@ class Simulation:
         self.shutter_mm: float | None = None  # the gap between the shutter blades (None: open)
         self.last_image_hold: XRayImage | None = None  # the monitor's last frame of fluoroscopy
         self._fluoro_run: tuple[float, float | None] | None = None  # (since s, pulse rate) while on
-        self._subtraction_mask: np.ndarray | None = None  # line integrals at the start of a DSA run
+        self._subtraction_mask: np.ndarray | None = None  # what the detector measured as a DSA run began
         self._fluoro_segment_s = 0.0  # start of the run's stretch at the current pose and field
         self.spine_visible = False
         self.events: list[Event] = []
