@@ -332,7 +332,7 @@ def contrast_patterns(anatomy=None) -> None:
     names = tissue_table().names_by_id()
 
     def near(point, tissue, within=15.0):
-        return injection._nearest_tissue(anatomy, np.asarray(point, float), (tissue,), within)
+        return injection.nearest_tissue(anatomy, np.asarray(point, float), (tissue,), within)
 
     s3 = 0.5 * (anatomy.landmark("S3.foramen_left") + anatomy.landmark("S3.foramen_right"))
     cases = [
@@ -352,7 +352,7 @@ def contrast_patterns(anatomy=None) -> None:
             continue
         tissue = names[int(anatomy.labels_at(np.asarray(point)[None])[0])]
         done = injection.inject(anatomy, point, tissue, volume, 0.0, 11, np.random.default_rng(1), frames.ANTERIOR)
-        field = ContrastField(done.boluses, done.vessels, volume, [done.report["compartment"]])
+        field = ContrastField(done.boluses, done.vessels, volume)
         for view in views:
             pose = CArmPose(0.0 if view == "ap" else 90.0, 0.0, tuple(float(v) for v in point))
             image = scope.render(pose, [], field, (2, len(tiles)), kvp=75.0).display

@@ -80,7 +80,7 @@ def test_a_tip_above_s3_is_too_high(isolated_user_folders):
     a = _anatomy(5)
     scenario = load_scenario(FLUORO).scenario
     top, up = caudal.zone_top(a)
-    high = caudal._nearest_fat(a, top + 8.0 * up + 3.0 * np.array([0.0, 1.0, 0.0]))
+    high = caudal.canal_fat_near(a, top + 8.0 * up + 3.0 * np.array([0.0, 1.0, 0.0]))
     assert high is not None and caudal.above_zone(a, high[None])[0]
     proc = caudal.Caudal()
     placement = proc.classify(a, high, scenario, dural_puncture=False)

@@ -35,7 +35,7 @@ def fluoroscope(small_anatomy):
 
 
 def _point(anatomy, near, tissue, within_mm=12.0):
-    found = injection._nearest_tissue(anatomy, np.asarray(near, float), (tissue,), within_mm)
+    found = injection.nearest_tissue(anatomy, np.asarray(near, float), (tissue,), within_mm)
     assert found is not None, f"no {tissue} within {within_mm} mm"
     return found
 
@@ -43,7 +43,7 @@ def _point(anatomy, near, tissue, within_mm=12.0):
 def _inject(anatomy, point, volume_ml, seed=1):
     tissue = tissue_table().names_by_id()[int(anatomy.labels_at(np.asarray(point)[None])[0])]
     done = injection.inject(anatomy, point, tissue, volume_ml, 0.0, seed, np.random.default_rng(5), frames.ANTERIOR)
-    return ContrastField(done.boluses, done.vessels, volume_ml, [done.report["compartment"]]), done.report
+    return ContrastField(done.boluses, done.vessels, volume_ml), done.report
 
 
 def _iodine(fluoroscope, field, view, centre, t_s=SETTLED):

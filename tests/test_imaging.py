@@ -265,33 +265,39 @@ def test_a_full_size_image_casts_fewer_rays_and_looks_the_same(small_anatomy, vi
 
 
 def test_the_spectrum_hardens_and_higher_kvp_lowers_contrast():
-    """Transmission summed over the tube's spectrum: one 60 keV bin gives Beer-Lambert back exactly;
-    a real spectrum attenuates a thin layer more than 60 keV would (its soft photons) and each
-    further centimetre less (beam hardening); at 110 kVp the same patient attenuates less than at
-    70 kVp (less contrast)."""
-    from simulator.imaging.spectrum import effective_integral, polychromatic
+    """Transmission summed over the tube's spectrum: a real spectrum attenuates a thin layer more
+    than 60 keV would (its soft photons) and each further centimetre less (beam hardening); at 110
+    kVp the same patient attenuates less than at 70 kVp (less contrast)."""
+    from simulator.imaging.spectrum import polychromatic_anatomy
+
+    def water(a, kvp):
+        a = np.asarray(a, np.float32)
+        return polychromatic_anatomy(a, np.zeros_like(a), kvp)
 
     a = np.linspace(0.0, 12.0, 121)
-    assert np.allclose(effective_integral(a, [1.0], [1.0]), a)
-    seen = polychromatic(a, 80.0)
+    seen = water(a, 80.0)
     slope = np.diff(seen) / np.diff(a)
-    assert slope[0] > 1.05 and slope[-1] < slope[0] and np.all(np.diff(slope) <= 1e-4)
-    assert polychromatic(np.array([6.0]), 110.0)[0] < polychromatic(np.array([6.0]), 70.0)[0]
+    assert slope[0] > 1.05 and slope[-1] < slope[0] and np.all(np.diff(slope) <= 1e-3)
+    assert water([6.0], 110.0)[0] < water([6.0], 70.0)[0]
 
 
 def test_bone_steel_and_iodine_have_their_own_energy_dependence():
     """Against water of the same 60 keV attenuation, bone (its excess over soft tissue), the steel
     needle and iodine attenuate more at low kVp and less at high: the extra seen through 1.0 of
     bone, 0.8 of steel or 0.4 of iodine behind 6.0 of soft tissue shrinks from 60 to 120 kVp more
-    than the same extra of water does; with all of them at zero the anatomy table agrees with the
-    water-only one."""
-    from simulator.imaging.spectrum import polychromatic, polychromatic_anatomy, polychromatic_materials
+    than the same extra of water does."""
+    from simulator.imaging.spectrum import polychromatic_anatomy, polychromatic_materials
+
+    def polychromatic(a, kvp):
+        return polychromatic_anatomy(a, np.zeros_like(a), kvp)
 
     soft = np.array([[6.0]], np.float32)
 
     def extra(kvp, bone=0.0, steel=0.0, iodine=0.0):
-        total = soft + bone + steel + iodine
-        seen = polychromatic_materials(total, np.full((1, 1), bone, np.float32), np.full((1, 1), steel, np.float32),
+        anatomy = soft + bone
+        bones = np.full((1, 1), bone, np.float32)
+        seen = polychromatic_materials(polychromatic_anatomy(anatomy, bones, kvp), anatomy,
+                                       lambda r, c: bones[r, c], np.full((1, 1), steel, np.float32),
                                        np.full((1, 1), iodine, np.float32), kvp)
         return float(seen[0, 0] - polychromatic_anatomy(soft, np.zeros_like(soft), kvp)[0, 0])
 
@@ -300,8 +306,6 @@ def test_bone_steel_and_iodine_have_their_own_energy_dependence():
         water_fall = (polychromatic(soft + amount, 60.0) - polychromatic(soft, 60.0))[0, 0] / \
             (polychromatic(soft + amount, 120.0) - polychromatic(soft, 120.0))[0, 0]
         assert fall > 1.15 * water_fall, (material, fall, water_fall)
-    a = np.linspace(0.0, 12.0, 25, dtype=np.float32)
-    assert np.allclose(polychromatic_anatomy(a, np.zeros_like(a), 80.0), polychromatic(a, 80.0), atol=0.004)
 
 
 def test_images_use_the_exposures_kvp(make_sim):

@@ -82,9 +82,9 @@ def test_aiming_at_the_root_gives_a_paraesthesia_and_an_intraneural_outcome(isol
     sim = _sim()
     a = sim.anatomy
     anchor = transforaminal.foramen_anchor(a, "L4-L5", "right")
-    from simulator.imaging.injection import _nearest_tissue
+    from simulator.imaging.injection import nearest_tissue
 
-    root = _nearest_tissue(a, anchor, ("nerve_root",), 12.0)
+    root = nearest_tissue(a, anchor, ("nerve_root",), 12.0)
     assert root is not None
     from simulator.anatomy.tissues import tissue_table
 
@@ -122,10 +122,10 @@ def test_placements_medial_to_the_pedicle_or_in_the_disc_are_named(isolated_user
     a = _anatomy(1)
     scenario = load_scenario(NAME).scenario
     proc = transforaminal.LumbarTransforaminal()
-    from simulator.imaging.injection import _nearest_tissue
+    from simulator.imaging.injection import nearest_tissue
 
     pedicle = a.landmark("L4.pedicle_right_center")
-    canal = _nearest_tissue(a, np.array([pedicle[0] - 9.0, pedicle[1], pedicle[2] - 8.0]), ("epidural_fat",), 6.0)
+    canal = nearest_tissue(a, np.array([pedicle[0] - 9.0, pedicle[1], pedicle[2] - 8.0]), ("epidural_fat",), 6.0)
     assert canal is not None and abs(canal[0]) < abs(pedicle[0]) - 3.0
     for point, outcome, words in ((canal, "too_medial", "medial border"),
                                   (a.landmark("L4-L5.disc_center"), "disc", "disc")):

@@ -37,6 +37,7 @@ from scipy import ndimage
 from simulator.anatomy import thorax
 from simulator.anatomy import vertebra as vt
 from simulator.anatomy.phantom import INTERSPACES, SpinePhantom
+from simulator.anatomy.search import nearest_of
 from simulator.anatomy.sacrum_pelvis import DORSAL_FORAMINA
 from simulator.anatomy.tissues import tid, tissue_table
 
@@ -89,17 +90,6 @@ def _clear_centre(phantom: SpinePhantom, guess: np.ndarray, seg: vt.Segment, hal
     clearance = ndimage.distance_transform_edt(~walls.reshape(offsets.shape[:3])).ravel()
     score = clearance - 0.25 * np.linalg.norm(offsets.reshape(-1, 3), axis=1)
     return points[int(np.argmax(score))]
-
-
-def _nearest_of(phantom, guess: np.ndarray, tissue_id: int, reach_mm: float = 6.0) -> np.ndarray:
-    """The point of ``tissue_id`` nearest ``guess`` on a 0.5 mm grid (``guess`` if none is near):
-    a thin space such as a joint is found wherever the bones' surfaces put it."""
-    axis = np.arange(-reach_mm, reach_mm + 1e-9, 0.5)
-    offsets = np.stack(np.meshgrid(axis, axis, axis, indexing="ij"), -1).reshape(-1, 3)
-    hits = offsets[phantom.tissue_at(guess + offsets) == tissue_id]
-    if len(hits) == 0:
-        return np.asarray(guess, float)
-    return guess + hits[np.argmin(np.linalg.norm(hits, axis=1))]
 
 
 def _dorsal_bone_surface(phantom, seg, local_point: np.ndarray) -> np.ndarray:
@@ -191,7 +181,8 @@ def compute_landmarks(phantom: SpinePhantom) -> dict[str, np.ndarray]:
         s_low = 48.0 * k
         nominal = frame.to_world(side * (shape.lateral_half_width(s_low) + 1.0), s_low,
                                  shape.dorsal_surface_ap(s_low) + 6.0 * k)
-        out[f"sij_{name}_lower_third"] = _nearest_of(phantom, nominal, tid("sacroiliac_joint"))
+        found = nearest_of(phantom.tissue_at, nominal, [tid("sacroiliac_joint")], 6.0)
+        out[f"sij_{name}_lower_third"] = nominal if found is None else found
         entry = phantom.va_entry[1 if name == "right" else -1]
         seg = phantom.by_level[entry]
         out[f"vertebral_artery_{name}_entry"] = seg.to_world(vt.foramen_transversarium_local(seg, 1 if name == "right" else -1))

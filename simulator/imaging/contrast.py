@@ -130,14 +130,11 @@ class ContrastField:
     boluses : list of Bolus
     vessels : list of VesselFill
     total_ml : float
-    compartments : list of str
-        The compartment of each injection, in order.
     """
 
     boluses: list[Bolus] = field(default_factory=list)
     vessels: list[VesselFill] = field(default_factory=list)
     total_ml: float = 0.0
-    compartments: list[str] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:

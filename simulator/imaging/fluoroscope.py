@@ -225,8 +225,8 @@ class Fluoroscope:
         the 60 keV total."""
         projection, anatomy, steel, iodine, box = self._materials(pose, overlays, contrast, t_s)
         total = _sum_of(anatomy, steel, iodine)
-        seen = total if kvp is None else polychromatic_materials(anatomy, self._bone_at, steel, iodine, kvp, box,
-                                                                 anatomy_seen=self.anatomy_seen(pose, kvp))
+        seen = total if kvp is None else polychromatic_materials(self.anatomy_seen(pose, kvp), anatomy, self._bone_at,
+                                                                 steel, iodine, kvp, box)
         return projection, seen, total
 
     def scatter_fraction(self, pose: CArmPose, kvp: float | None, iris_fraction: float = 1.0,

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from simulator.anatomy.search import nearest_of
 from simulator.anatomy.tissues import tissue_table
 from simulator.imaging import contrast_spread as spread_mod
 from simulator.imaging import vascular
@@ -83,10 +84,10 @@ def inject(anatomy, tip_mm, tip_tissue: str, volume_ml: float, start_s: float, p
         return result.filled_ml
 
     if compartment == "joint":
-        _, leak_ml, leak_to = _joint_behaviour(tip_tissue, _region(anatomy, tip), left_ml, patient_seed, tip)
+        leak_ml, leak_to = _joint_behaviour(tip_tissue, _region(anatomy, tip), left_ml, patient_seed, tip)
         fill("joint", left_ml - leak_ml, tip)
         if leak_ml > 1e-6:
-            near = _nearest_tissue(anatomy, tip, spread_mod.COMPARTMENT_TISSUES[leak_to], 15.0)
+            near = nearest_tissue(anatomy, tip, spread_mod.COMPARTMENT_TISSUES[leak_to], 15.0)
             if near is not None and fill(leak_to, leak_ml, near) > 0.0:
                 out.report["leak"] = leak_to
     elif compartment == "bone":
@@ -108,7 +109,7 @@ def uptake_context(anatomy, tip: np.ndarray, compartment: str, tip_tissue: str) 
     if compartment != "epidural":
         return None
     region = _region(anatomy, tip)
-    if _nearest_tissue(anatomy, tip, ("nerve_root",), 6.0) is not None:
+    if nearest_tissue(anatomy, tip, ("nerve_root",), 6.0) is not None:
         return f"{region}_foraminal"
     return "caudal" if region == "sacral" else "interlaminar"
 
@@ -121,32 +122,24 @@ def _region(anatomy, tip: np.ndarray) -> str:
     return {"C": "cervical", "T": "thoracic", "L": "lumbar", "S": "sacral"}[interspace[0]]
 
 
-def _nearest_tissue(anatomy, tip: np.ndarray, tissues, within_mm: float) -> np.ndarray | None:
-    """The nearest point of any of ``tissues`` within ``within_mm`` of ``tip`` (on a 1 mm lattice)."""
+def nearest_tissue(anatomy, point, tissues, within_mm: float) -> np.ndarray | None:
+    """The nearest point of any of ``tissues`` within ``within_mm`` (voxel labels, a 1 mm lattice)."""
     ids = [tissue_table().id(t) for t in tissues]
-    r = np.arange(-within_mm, within_mm + 0.5, 1.0)
-    offsets = np.stack(np.meshgrid(r, r, r, indexing="ij"), axis=-1).reshape(-1, 3)
-    offsets = offsets[np.linalg.norm(offsets, axis=1) <= within_mm]
-    points = tip + offsets
-    hit = np.isin(anatomy.labels_at(points), ids)
-    if not hit.any():
-        return None
-    candidates = points[hit]
-    return candidates[int(np.argmin(np.linalg.norm(candidates - tip, axis=1)))]
+    return nearest_of(anatomy.labels_at, point, ids, within_mm, step_mm=1.0)
 
 
 def _joint_behaviour(tip_tissue: str, region: str, volume_ml: float, patient_seed: int,
-                     tip: np.ndarray) -> tuple[float, float, str]:
-    """(capacity mL, volume that leaks mL, compartment it leaks into) for an injection into a joint."""
+                     tip: np.ndarray) -> tuple[float, str]:
+    """(volume that leaks mL, compartment it leaks into) for an injection into a joint."""
     j = vascular.table()["joint"]
-    rng = np.random.default_rng([int(patient_seed), 37] + [int(np.floor(v)) & 0xFFFFFFFF for v in tip])
+    rng = np.random.default_rng(vascular.tip_key(patient_seed, 37, tip))
     u_leaky, u_where = rng.random(2)
     if tip_tissue == "sacroiliac_joint":
         capacity = j["sacroiliac_ml"]
         leak = max(volume_ml - capacity, 0.0)
         if u_leaky < j["sacroiliac_leaky_probability"]:
             leak = max(leak, j["sacroiliac_leak_fraction"] * volume_ml)
-        return capacity, leak, "soft_tissue"
+        return leak, "soft_tissue"
     capacity = j["cervical_facet_ml"] if region == "cervical" else j["lumbar_facet_ml"]
     leak_to = "epidural" if u_where < j["facet_leak_epidural_share"] else "soft_tissue"
-    return capacity, max(volume_ml - capacity, 0.0), leak_to
+    return max(volume_ml - capacity, 0.0), leak_to

@@ -14,7 +14,7 @@ import numpy as np
 from numba import njit, prange
 
 from simulator.imaging.carm import Projection
-from simulator.imaging.projector import pixel_ray
+from simulator.imaging.projector import pixel_ray, slab
 
 #: Stainless steel (iron, 7.87 g/cm3) at 60 keV: 9.48 /cm (NIST via DeepDRR; reference 4.2).
 STEEL_MU_60KEV_PER_MM = 0.948
@@ -64,18 +64,7 @@ def _chord(sx, sy, sz, ux, uy, uz, ax, ay, az, wx, wy, wz, seg_len, radius):
         t0 = (-b - sq) / (2.0 * a)
         t1 = (-b + sq) / (2.0 * a)
     # clip to the slab 0 <= v <= seg_len, v(t) = pw + t uw
-    if abs(uw) < 1e-12:
-        if pw < 0.0 or pw > seg_len:
-            return 0.0
-    else:
-        ta = (0.0 - pw) / uw
-        tb = (seg_len - pw) / uw
-        if ta > tb:
-            ta, tb = tb, ta
-        if ta > t0:
-            t0 = ta
-        if tb < t1:
-            t1 = tb
+    t0, t1 = slab(pw, uw, seg_len, t0, t1)
     if t1 <= t0:
         return 0.0
     return t1 - t0

@@ -28,6 +28,27 @@ def pixel_ray(source, pixel00, row_step, col_step, r, c):
     return dx / length, dy / length, dz / length, length
 
 
+@njit(cache=True, fastmath=True, inline="always")
+def slab(s, u, hi, t0, t1):
+    """``[t0, t1]`` narrowed to where ``0 <= s + t u <= hi`` (empty when the result has t1 <= t0)."""
+    if abs(u) < 1e-12:
+        return (t0, t1) if 0.0 <= s <= hi else (t0, -1.0)
+    ta = (0.0 - s) / u
+    tb = (hi - s) / u
+    if ta > tb:
+        ta, tb = tb, ta
+    return max(t0, ta), min(t1, tb)
+
+
+@njit(cache=True, fastmath=True, inline="always")
+def _clip_to_box(source_v, ux, uy, uz, length, hi0, hi1, hi2):
+    """The part ``[t0, t1]`` of the ray from the source (length ``length``) inside the box
+    ``[0, hi]`` on each axis; empty when ``t1 <= t0``."""
+    t0, t1 = slab(source_v[0], ux, hi0, 0.0, length)
+    t0, t1 = slab(source_v[1], uy, hi1, t0, t1)
+    return slab(source_v[2], uz, hi2, t0, t1)
+
+
 @njit(parallel=True, fastmath=True, cache=True)
 def _raycast(mu, source_v, pixel00_v, row_step_v, col_step_v, rows, cols, step_vox, voxel_mm, soft_max, out,
              out_excess):
@@ -38,28 +59,7 @@ def _raycast(mu, source_v, pixel00_v, row_step_v, col_step_v, rows, cols, step_v
     for r in prange(rows):
         for c in range(cols):
             ux, uy, uz, length = pixel_ray(source_v, pixel00_v, row_step_v, col_step_v, r, c)
-            t0 = 0.0
-            t1 = length
-            # slab clipping against the box [0, n-1] on each axis
-            for axis in range(3):
-                if axis == 0:
-                    s, u, hi = source_v[0], ux, hi0
-                elif axis == 1:
-                    s, u, hi = source_v[1], uy, hi1
-                else:
-                    s, u, hi = source_v[2], uz, hi2
-                if abs(u) < 1e-12:
-                    if s < 0.0 or s > hi:
-                        t1 = -1.0
-                else:
-                    ta = (0.0 - s) / u
-                    tb = (hi - s) / u
-                    if ta > tb:
-                        ta, tb = tb, ta
-                    if ta > t0:
-                        t0 = ta
-                    if tb < t1:
-                        t1 = tb
+            t0, t1 = _clip_to_box(source_v, ux, uy, uz, length, hi0, hi1, hi2)
             acc = 0.0
             acc_excess = 0.0
             if t1 > t0:
@@ -111,27 +111,7 @@ def _slices(mu, source_v, pixel00_v, row_step_v, col_step_v, rows, cols, voxel_m
     for r in prange(rows):
         for c in range(cols):
             ux, uy, uz, length = pixel_ray(source_v, pixel00_v, row_step_v, col_step_v, r, c)
-            t0 = 0.0
-            t1 = length
-            for axis in range(3):
-                if axis == 0:
-                    s, u, hi = source_v[0], ux, hi0
-                elif axis == 1:
-                    s, u, hi = source_v[1], uy, hi1
-                else:
-                    s, u, hi = source_v[2], uz, hi2
-                if abs(u) < 1e-12:
-                    if s < 0.0 or s > hi:
-                        t1 = -1.0
-                else:
-                    ta = (0.0 - s) / u
-                    tb = (hi - s) / u
-                    if ta > tb:
-                        ta, tb = tb, ta
-                    if ta > t0:
-                        t0 = ta
-                    if tb < t1:
-                        t1 = tb
+            t0, t1 = _clip_to_box(source_v, ux, uy, uz, length, hi0, hi1, hi2)
             acc = 0.0
             acc_excess = 0.0
             if t1 > t0 and abs(uz) > 1e-9:

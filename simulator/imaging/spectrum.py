@@ -30,55 +30,17 @@ import numpy as np
 
 from simulator.assets import read_asset_text
 
-#: Attenuation at 60 keV up to which a voxel counts as soft tissue, 1/mm (``assets/xray_tube.toml``).
-SOFT_TISSUE_MU_60KEV_PER_MM = float(tomllib.loads(read_asset_text("xray_tube.toml"))["soft_tissue_mu_60kev_per_mm"])
-
-#: The line-integral grid of the lookup tables (dimensionless, at 60 keV): fine enough that the
-#: nearest entry is within 0.0025 of the answer (under a fifth of a grey level on the monitor).
-_STEP = 0.005
-_GRID = np.arange(0.0, 30.0 + _STEP / 2, _STEP)
-
-
 @lru_cache(maxsize=1)
-def _spectra() -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
-    data = tomllib.loads(read_asset_text("xray_tube.toml"))
-    kvps = np.array([float(r["kvp"]) for r in data["kvp"]])
-    bins = [(np.asarray(r["bin_energy_weight"], float), np.asarray(r["bin_water_mu_relative_to_60kev"], float))
-            for r in data["kvp"]]
-    return kvps, bins
+def _tube() -> dict:
+    return tomllib.loads(read_asset_text("xray_tube.toml"))
 
 
-def effective_integral(integral_60kev, weights, relative_mu) -> np.ndarray:
-    """``-ln sum_i w_i exp(-A r_i)`` for line integrals ``A`` (weights normalised here)."""
-    a = np.asarray(integral_60kev, float)
-    w = np.asarray(weights, float) / np.sum(weights)
-    return -np.log(np.exp(-a[..., None] * np.asarray(relative_mu, float)) @ w)
-
-
-@lru_cache(maxsize=32)
-def _table(kvp_key: float) -> np.ndarray:
-    kvps, bins = _spectra()
-    i = int(np.clip(np.searchsorted(kvps, kvp_key), 1, len(kvps) - 1))
-    lo, hi = kvps[i - 1], kvps[i]
-    f = float(np.clip((kvp_key - lo) / (hi - lo), 0.0, 1.0))
-    # between two tabulated kVps, blend their transmissions (their spectra)
-    t_lo = np.exp(-effective_integral(_GRID, *bins[i - 1]))
-    t_hi = np.exp(-effective_integral(_GRID, *bins[i]))
-    return (-np.log((1.0 - f) * t_lo + f * t_hi)).astype(np.float32)
-
-
-def polychromatic(integral_60kev: np.ndarray, kvp: float) -> np.ndarray:
-    """What the detector sees, as a line integral, for 60 keV line integrals at ``kvp``."""
-    table = _table(round(float(kvp), 1))
-    # the nearest entry: a lookup per pixel (np.interp's search costs three times as much)
-    index = np.clip(np.asarray(integral_60kev, np.float32) * np.float32(1.0 / _STEP) + np.float32(0.5),
-                    0.0, len(_GRID) - 1).astype(np.int32)
-    return table[index]
-
-
-@lru_cache(maxsize=1)
 def _tube_rows() -> list[dict]:
-    return tomllib.loads(read_asset_text("xray_tube.toml"))["kvp"]
+    return _tube()["kvp"]
+
+
+#: Attenuation at 60 keV up to which a voxel counts as soft tissue, 1/mm (``assets/xray_tube.toml``).
+SOFT_TISSUE_MU_60KEV_PER_MM = float(_tube()["soft_tissue_mu_60kev_per_mm"])
 
 
 def _neighbours(kvp: float) -> list[tuple[float, int]]:
@@ -137,27 +99,16 @@ def polychromatic_anatomy(anatomy_60kev: np.ndarray, bone_excess_60kev: np.ndarr
     return -np.log(np.maximum(transmitted, np.float32(1e-30)))
 
 
-def polychromatic_materials(anatomy_60kev: np.ndarray, bone_excess_60kev, steel_60kev: np.ndarray | None,
-                            iodine_60kev: np.ndarray | None, kvp: float, box: tuple[int, int, int, int] | None = None,
-                            anatomy_seen: np.ndarray | None = None) -> np.ndarray:
+def polychromatic_materials(anatomy_seen: np.ndarray, anatomy_60kev: np.ndarray, bone_at,
+                            steel_60kev: np.ndarray | None, iodine_60kev: np.ndarray | None, kvp: float,
+                            box: tuple[int, int, int, int] | None = None) -> np.ndarray:
     """What the detector sees (as a line integral) of the anatomy plus a steel needle and iodinated
     contrast, each with its own energy dependence: iron falls steeply with energy and iodine jumps
     at its K-edge (33.2 keV), so both stand out more at low kVp than water does. Pixels with steel
     or iodine (all inside ``box``, rows ``r0:r1`` and columns ``c0:c1``, if given) are summed over
-    the spectrum exactly; the others are the anatomy's (``anatomy_seen`` if already computed).
+    the spectrum exactly; the others keep ``anatomy_seen`` (:func:`polychromatic_anatomy`).
 
-    ``bone_excess_60kev``: the anatomy's bone-excess line integrals, as an array or as a function
-    of (rows, cols) index arrays (None: no bone)."""
-    if bone_excess_60kev is None:
-        bone_at = lambda rows, cols: np.zeros(len(rows))  # noqa: E731
-    elif callable(bone_excess_60kev):
-        bone_at = bone_excess_60kev
-    else:
-        bone_at = lambda rows, cols: bone_excess_60kev[rows, cols]  # noqa: E731
-    if anatomy_seen is None:
-        bone = np.zeros_like(anatomy_60kev) if bone_excess_60kev is None or callable(bone_excess_60kev) \
-            else bone_excess_60kev
-        anatomy_seen = polychromatic_anatomy(anatomy_60kev, bone, kvp)
+    ``bone_at(rows, cols)``: the anatomy's bone-excess line integrals at those pixels."""
     seen = anatomy_seen.copy()
     r0, r1, c0, c1 = box if box is not None else (0, anatomy_60kev.shape[0], 0, anatomy_60kev.shape[1])
     window = (slice(r0, r1), slice(c0, c1))

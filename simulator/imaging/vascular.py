@@ -55,14 +55,18 @@ class UptakeDraw:
     mgi_per_ml: float = 0.0
 
 
+def tip_key(patient_seed: int, stream: int, tip_mm) -> list[int]:
+    """A seed for a draw that belongs to this patient and this tip position (to the millimetre)."""
+    return [int(patient_seed), stream] + [int(np.floor(v)) & 0xFFFFFFFF for v in np.asarray(tip_mm, float)]
+
+
 def draw_uptake(context: str | None, patient_seed: int, tip_mm, in_vessel: str | None = None) -> UptakeDraw:
     """Whether an injection at ``tip_mm`` in ``context`` (a row of ``[uptake.rates]``) shows uptake.
 
     ``in_vessel``: the kind of vessel the tip is in, if any (then the whole volume goes there).
     """
     t = table()
-    key = [int(patient_seed), 29] + [int(np.floor(v)) & 0xFFFFFFFF for v in np.asarray(tip_mm, float)]
-    rng = np.random.default_rng(key)
+    rng = np.random.default_rng(tip_key(patient_seed, 29, tip_mm))
     u_rate, u_kind, u_mixed, u_fraction, u_strength = rng.random(5)
     if in_vessel is not None:
         kind, fraction = in_vessel, 1.0
@@ -83,7 +87,7 @@ def vessel_fill(anatomy, tip_mm, draw: UptakeDraw, start_s: float, duration_s: f
     """The vessel ``draw`` shows, as contrast flowing from ``tip_mm``."""
     tip = np.asarray(tip_mm, float)
     params = table()["vessel"][draw.kind]
-    rng = np.random.default_rng([int(patient_seed), 31] + [int(np.floor(v)) & 0xFFFFFFFF for v in tip])
+    rng = np.random.default_rng(tip_key(patient_seed, 31, tip))
     paths = modelled_paths(anatomy, tip, draw.kind, params["reach_mm"])
     radius = params["radius_mm"]
     if paths is None:

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from simulator.anatomy.tissues import tissue_table
+
 
 @dataclass(frozen=True)
 class Placement:
@@ -36,10 +38,16 @@ class Placement:
 
 
 class Procedure:
-    """One procedure: its outcomes (id to description and placement points of 60) and the
-    methods the simulation, the scoring and the scene use."""
+    """One procedure: its outcomes (id to description and placement points of 60), a feedback
+    sentence per outcome (may name ``{level}``, ``{side}``, ``{interspace}``, ``{tissue}``), its
+    technique checks, and the methods the simulation, the scoring and the scene use."""
 
     outcomes: dict[str, tuple[str, float]] = {}
+    feedback: dict[str, str] = {}
+    #: Technique checks under fluoroscopy and by landmarks: (metric, minimum value, what to say when
+    #: it is missing), 5 points each; images (fluoroscopy) or passes (landmark) give the third 5.
+    fluoroscopy_checks: tuple[tuple[str, float, str], ...] = ()
+    landmark_checks: tuple[tuple[str, float, str], ...] = ()
 
     def target_point(self, anatomy, scenario) -> np.ndarray:
         """The middle of the target zone (world mm)."""
@@ -49,9 +57,24 @@ class Procedure:
         """Where the C-arm is centred at the start."""
         return self.target_point(anatomy, scenario)
 
+    def outcome_at(self, anatomy, tip: np.ndarray, tissue, scenario, dural_puncture: bool) -> tuple[str, str]:
+        """(outcome id, where: the interspace or region) of a tip in ``tissue``."""
+        raise NotImplementedError
+
     def classify(self, anatomy, tip_mm, scenario, dural_puncture: bool,
                  tip_tissue_id: int | None = None) -> Placement:
-        raise NotImplementedError
+        """Where the final tip is, classified. ``tip_tissue_id`` overrides the tissue at the tip
+        (the bone a tip rests against)."""
+        if tip_mm is None:
+            return Placement("no_needle", "none", "none", "", None, None, self.outcomes["no_needle"][0])
+        tip = np.asarray(tip_mm, float)
+        if tip_tissue_id is None:
+            tip_tissue_id = int(anatomy.tissue_at(tip[None])[0])
+        tissue = tissue_table()[tip_tissue_id]
+        outcome, where = self.outcome_at(anatomy, tip, tissue, scenario, dural_puncture)
+        distance = float(np.linalg.norm(tip - self.target_point(anatomy, scenario)))
+        return Placement(outcome, tissue.name, tissue.category, where, tuple(float(v) for v in tip), distance,
+                         self.outcomes[outcome][0])
 
     def in_target_zone(self, anatomy, scenario, labels: np.ndarray, points: np.ndarray) -> np.ndarray:
         """Which of ``points`` (with their tissue ``labels``) lie in the target zone (the scene draws
@@ -60,24 +83,28 @@ class Procedure:
 
     def outcome_feedback(self, placement: Placement, scenario) -> str:
         """One sentence on where the tip ended."""
-        if placement.outcome == "no_needle":
-            return "No needle was placed."
-        return f"The tip ended in {placement.description}."
+        sentence = self.feedback.get(placement.outcome)
+        if sentence is None:
+            return "No needle was placed." if placement.outcome == "no_needle" else \
+                f"The tip ended in {placement.description}."
+        return sentence.format(level=scenario.target_level, side=scenario.side, interspace=placement.interspace,
+                               tissue=placement.tissue.replace("_", " "))
 
     def technique(self, metrics: dict[str, float], guidance: str, expert_images: int) -> tuple[float, list[str]]:
         """Technique points (of 15; time is scored apart) and feedback."""
-        raise NotImplementedError
-
-    @staticmethod
-    def image_points(metrics: dict[str, float], expert_images: int, feedback: list[str]) -> float:
-        images = metrics.get("images", 0.0)
-        if images > 2 * expert_images:
-            feedback.append(f"{int(images)} images were taken; an expert needs about {expert_images}.")
-        return 5.0 * (1.0 if images <= expert_images else max(0.0, expert_images / images))
-
-    @staticmethod
-    def pass_points(metrics: dict[str, float], feedback: list[str]) -> float:
+        fluoroscopy = guidance == "fluoroscopy"
+        points, feedback = 0.0, []
+        for metric, minimum, missing in self.fluoroscopy_checks if fluoroscopy else self.landmark_checks:
+            if metrics.get(metric, 0.0) >= minimum:
+                points += 5.0
+            else:
+                feedback.append(missing)
+        if fluoroscopy:
+            images = metrics.get("images", 0.0)
+            if images > 2 * expert_images:
+                feedback.append(f"{int(images)} images were taken; an expert needs about {expert_images}.")
+            return points + 5.0 * min(1.0, expert_images / max(images, 1e-9)), feedback
         passes = max(1.0, metrics.get("needle_passes", 1.0))
         if passes > 2:
             feedback.append(f"{int(passes)} needle passes were needed.")
-        return 5.0 / passes
+        return points + 5.0 / passes, feedback

@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from simulator.anatomy.search import nearest_of
 from simulator.anatomy.tissues import tissue_table
 from simulator.errors import SpineSimError
 from simulator.geometry import frames
 from simulator.needle.needle import TRACK_STEP_MM
-from simulator.procedures.base import Placement, Procedure
+from simulator.procedures.base import Procedure
 
 #: Outcome ids, their meaning and the placement points they earn (of 60).
 OUTCOMES = {
@@ -59,42 +60,52 @@ def zone_top(anatomy) -> tuple[np.ndarray, np.ndarray]:
     return 0.5 * (s2 + s3), frames.unit(s2 - _mid(anatomy, "S4"))
 
 
+def into_canal(up: np.ndarray) -> np.ndarray:
+    """The direction in the sagittal plane, across the canal's axis ``up``, that points into the body."""
+    return frames.unit(frames.ANTERIOR - (frames.ANTERIOR @ up) * up)
+
+
 def above_zone(anatomy, points: np.ndarray) -> np.ndarray:
     top, up = zone_top(anatomy)
     return (np.asarray(points, float) - top) @ up > 0.0
 
 
-def _nearest_fat(anatomy, point: np.ndarray, within_mm: float = 10.0, clearance_mm: float = 1.0) -> np.ndarray | None:
-    """The epidural fat nearest ``point`` with fat all round it for ``clearance_mm`` (not at the
-    edge of a vein or the canal's wall), or just the nearest fat if none has that room."""
-    r = np.arange(-within_mm, within_mm + 0.25, 0.5)
-    offsets = np.stack(np.meshgrid(r, r, r, indexing="ij"), -1).reshape(-1, 3)
-    offsets = offsets[np.linalg.norm(offsets, axis=1) <= within_mm]
-    candidates = point + offsets
-    fat_id = tissue_table().id("epidural_fat")
-    fat = anatomy.tissue_at(candidates) == fat_id
-    if not fat.any():
-        return None
-    found = candidates[fat]
-    found = found[np.argsort(np.linalg.norm(found - point, axis=1))]
-    around = np.vstack([np.eye(3), -np.eye(3)]) * clearance_mm
-    for candidate in found[:400]:
-        if (anatomy.tissue_at(candidate + around) == fat_id).all():
-            return candidate
-    return found[0]
+def canal_fat_near(anatomy, point: np.ndarray, within_mm: float = 10.0) -> np.ndarray | None:
+    """The canal fat nearest ``point`` with fat all round it for 1 mm (not at the edge of a vein or
+    the canal's wall), or just the nearest fat if none has that room."""
+    return nearest_of(anatomy.tissue_at, point, [tissue_table().id("epidural_fat")], within_mm, clearance_mm=1.0)
 
 
 class Caudal(Procedure):
     """Caudal epidural through the sacral hiatus."""
 
     outcomes = OUTCOMES
+    feedback = {
+        "success": "The tip ended in the sacral canal between the hiatus and S3.",
+        "too_high": ("The tip went above S3, towards the end of the dural sac: advance no more than about 2 cm "
+                     "beyond the hiatus, and check the level on the AP view."),
+        "intrathecal": "The dural sac was punctured: the needle went far too high up the sacral canal.",
+        "ligament": "The tip is in the sacrococcygeal ligament: advance until it gives, then a short way up the canal.",
+        "subcutaneous": ("The tip is behind the sacrum, not in the canal: find the hiatus between the cornua and "
+                         "confirm on the lateral view that the tip is in front of the ligament."),
+        "bone": "The tip is on the back of the sacrum: walk down to the hiatus and flatten the needle along the canal.",
+        "vessel": ("The tip is in the sacral venous plexus at the front of the canal: withdraw a little, aspirate, "
+                   "and watch the contrast on live imaging (a vessel washes it away)."),
+        "presacral": "The needle went through the front of the sacrum towards the pelvis: check depth on the lateral view.",
+    }
+    fluoroscopy_checks = (
+        ("lateral_with_needle", 1.0, "The needle's position in the canal was not confirmed on a lateral view."),
+        ("contrast_imaged", 1.0, "No image showed the contrast's spread (the \"Christmas tree\" on AP)."),
+    )
+    landmark_checks = (
+        ("palpations", 2.0, "The sacral cornua were not palpated to find the hiatus."),
+        ("aspirations", 1.0, "No aspiration before injecting: blood or CSF would have been missed."),
+    )
 
     def target_point(self, anatomy, scenario) -> np.ndarray:
         apex = anatomy.landmark("sacrum.hiatus_apex")
-        top, up = zone_top(anatomy)
-        into = frames.unit(frames.ANTERIOR - (frames.ANTERIOR @ up) * up)
-        aim = apex + AIM_UP_MM * up + AIM_DEPTH_MM * into
-        found = _nearest_fat(anatomy, aim)
+        _, up = zone_top(anatomy)
+        found = canal_fat_near(anatomy, apex + AIM_UP_MM * up + AIM_DEPTH_MM * into_canal(up))
         if found is None:
             raise SpineSimError("no sacral canal above the hiatus for this patient")
         return found
@@ -102,15 +113,7 @@ class Caudal(Procedure):
     def centre_point(self, anatomy, scenario) -> np.ndarray:
         return anatomy.landmark("sacrum.hiatus_apex")
 
-    def classify(self, anatomy, tip_mm, scenario, dural_puncture: bool,
-                 tip_tissue_id: int | None = None) -> Placement:
-        if tip_mm is None:
-            return Placement("no_needle", "none", "none", "", None, None, OUTCOMES["no_needle"][0])
-        table = tissue_table()
-        tip = np.asarray(tip_mm, float)
-        if tip_tissue_id is None:
-            tip_tissue_id = int(anatomy.tissue_at(tip[None])[0])
-        tissue = table[tip_tissue_id]
+    def outcome_at(self, anatomy, tip: np.ndarray, tissue, scenario, dural_puncture: bool) -> tuple[str, str]:
         category = tissue.category
         if category in ("intrathecal", "dura") or (dural_puncture and category == "epidural"):
             outcome = "intrathecal"
@@ -128,17 +131,14 @@ class Caudal(Procedure):
             outcome = "subcutaneous"
         else:
             outcome = "soft_tissue"
-        distance = float(np.linalg.norm(tip - self.target_point(anatomy, scenario)))
-        return Placement(outcome, tissue.name, category, "sacral canal", tuple(float(v) for v in tip), distance,
-                         OUTCOMES[outcome][0])
+        return outcome, "sacral canal"
 
     @staticmethod
     def _dorsal_to_sacrum(anatomy, tip: np.ndarray) -> bool:
         """Soft tissue with the sacrum (or its hiatus) within 25 mm straight in front."""
         t = np.arange(0.0, 25.0, 0.5)
-        labels = anatomy.tissue_at(tip + t[:, None] * frames.ANTERIOR)
         table = tissue_table()
-        ahead = {table[int(v)].name for v in labels}
+        ahead = {table[int(v)].name for v in anatomy.tissue_at(tip + t[:, None] * frames.ANTERIOR)}
         return bool(ahead & {"cortical_bone", "cancellous_bone", "sacrococcygeal_ligament", "epidural_fat"})
 
     def in_target_zone(self, anatomy, scenario, labels: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -147,52 +147,6 @@ class Caudal(Procedure):
         along = (np.asarray(points, float) - top) @ up
         below_apex = (np.asarray(points, float) - apex) @ up < -3.0
         return (labels == tissue_table().id("epidural_fat")) & (along <= 0.0) & ~below_apex
-
-    def outcome_feedback(self, placement: Placement, scenario) -> str:
-        if placement.outcome == "success":
-            return "The tip ended in the sacral canal between the hiatus and S3."
-        if placement.outcome == "too_high":
-            return ("The tip went above S3, towards the end of the dural sac: advance no more than about 2 cm "
-                    "beyond the hiatus, and check the level on the AP view.")
-        if placement.outcome == "intrathecal":
-            return "The dural sac was punctured: the needle went far too high up the sacral canal."
-        if placement.outcome == "ligament":
-            return ("The tip is in the sacrococcygeal ligament: advance until it gives, then a short way up "
-                    "the canal.")
-        if placement.outcome == "subcutaneous":
-            return ("The tip is behind the sacrum, not in the canal: find the hiatus between the cornua and "
-                    "confirm on the lateral view that the tip is in front of the ligament.")
-        if placement.outcome == "bone":
-            return ("The tip is on the back of the sacrum: walk down to the hiatus and flatten the needle "
-                    "along the canal.")
-        if placement.outcome == "vessel":
-            return ("The tip is in the sacral venous plexus at the front of the canal: withdraw a little, aspirate, "
-                    "and watch the contrast on live imaging (a vessel washes it away).")
-        if placement.outcome == "presacral":
-            return "The needle went through the front of the sacrum towards the pelvis: check depth on the lateral view."
-        return super().outcome_feedback(placement, scenario)
-
-    def technique(self, metrics: dict[str, float], guidance: str, expert_images: int) -> tuple[float, list[str]]:
-        points, feedback = 0.0, []
-        if guidance == "fluoroscopy":
-            if metrics.get("lateral_with_needle", 0.0):
-                points += 5.0
-            else:
-                feedback.append("The needle's position in the canal was not confirmed on a lateral view.")
-            if metrics.get("images_after_contrast", 0.0) or metrics.get("live_contrast", 0.0):
-                points += 5.0
-            else:
-                feedback.append("No image showed the contrast's spread (the \"Christmas tree\" on AP).")
-            return points + self.image_points(metrics, expert_images, feedback), feedback
-        if metrics.get("palpations", 0.0) >= 2:
-            points += 5.0
-        else:
-            feedback.append("The sacral cornua were not palpated to find the hiatus.")
-        if metrics.get("aspirations", 0.0) >= 1:
-            points += 5.0
-        else:
-            feedback.append("No aspiration before injecting: blood or CSF would have been missed.")
-        return points + self.pass_points(metrics, feedback), feedback
 
 
 def expert_path(anatomy, target: np.ndarray, margin_mm: float = 0.8) -> tuple[np.ndarray, np.ndarray]:
@@ -209,10 +163,10 @@ def candidate_targets(anatomy) -> list[np.ndarray]:
     """Canal fat just above the hiatus apex the expert may aim at, the preferred first."""
     apex = anatomy.landmark("sacrum.hiatus_apex")
     _, up = zone_top(anatomy)
-    into = frames.unit(frames.ANTERIOR - (frames.ANTERIOR @ up) * up)
+    into = into_canal(up)
     out = []
     for up_mm, depth_mm in ((AIM_UP_MM, AIM_DEPTH_MM), (0.0, 2.5), (4.0, 3.0), (2.0, 1.5), (0.0, 4.0), (-3.0, 2.5)):
-        found = _nearest_fat(anatomy, apex + up_mm * up + depth_mm * into, 4.0)
+        found = canal_fat_near(anatomy, apex + up_mm * up + depth_mm * into, 4.0)
         if found is not None and not any(np.allclose(found, o) for o in out):
             out.append(found)
     return out
@@ -224,8 +178,7 @@ def expert_paths(anatomy, target: np.ndarray, margin_mm: float = 0.8):
     table = tissue_table()
     ligament, air = table.id("sacrococcygeal_ligament"), table.id("air")
     _, up = zone_top(anatomy)
-    # the canal's axis there, and the direction in the sagittal plane that points into the body
-    into = frames.unit(frames.ANTERIOR - (frames.ANTERIOR @ up) * up)
+    into = into_canal(up)
     for margin in (margin_mm, 0.0):
         for angle in np.arange(20.0, 60.5, 2.5):
             a = np.radians(angle)

@@ -16,7 +16,7 @@ from simulator.geometry import frames
 from simulator.errors import SpineSimError
 from simulator.imaging.carm import detector_direction
 from simulator.needle.needle import TRACK_STEP_MM
-from simulator.procedures.base import Placement, Procedure
+from simulator.procedures.base import Procedure
 
 #: Outcome ids, their meaning and the placement points they earn (of 60).
 OUTCOMES = {
@@ -33,47 +33,29 @@ OUTCOMES = {
 }
 
 
-def classify(anatomy: Anatomy, tip_mm: np.ndarray | None, target_interspace: str,
-             dural_puncture: bool, tip_tissue_id: int | None = None) -> Placement:
-    """Classify the final tip position of a lumbar interlaminar attempt.
-
-    ``tip_tissue_id`` overrides the tissue at the tip (the bone a tip rests against).
-    """
-    if tip_mm is None:
-        return Placement("no_needle", "none", "none", "", None, None, OUTCOMES["no_needle"][0])
-    table = tissue_table()
-    tip = np.asarray(tip_mm, float)
-    if tip_tissue_id is None:
-        tip_tissue_id = int(anatomy.tissue_at(tip[None])[0])
-    tissue = table[tip_tissue_id]
-    interspace = anatomy.interspace_at(tip)
-    target = anatomy.landmark(f"{target_interspace}.epidural_target")
-    distance = float(np.linalg.norm(tip - target))
-    category = tissue.category
-    if category in ("intrathecal", "dura") or (dural_puncture and category == "epidural"):
-        outcome = "intrathecal"
-    elif category == "epidural":
-        outcome = "success" if interspace == target_interspace else "wrong_level"
-    elif category == "posterior_ligament":
-        outcome = "ligament"
-    elif category == "bone":
-        outcome = "bone"
-    elif category == "disc":
-        outcome = "disc"
-    elif category == "nerve":
-        outcome = "nerve_root"
-    elif category == "joint":
-        outcome = "joint"
-    else:
-        outcome = "soft_tissue"
-    return Placement(outcome, tissue.name, category, interspace, tuple(float(v) for v in tip), distance,
-                     OUTCOMES[outcome][0])
-
-
 class Interlaminar(Procedure):
     """Lumbar or cervical interlaminar epidural at the scenario's interspace."""
 
     outcomes = OUTCOMES
+    feedback = {
+        "success": "The tip ended in the posterior epidural space at {level}.",
+        "wrong_level": ("The tip is epidural but at {interspace}, not {level}: count the levels again on the AP "
+                        "image (or from the iliac crests)."),
+        "intrathecal": ("The dura was punctured: the needle went on after the loss of resistance. Advance in small "
+                        "steps and test after each one."),
+        "ligament": ("The tip stopped in the {tissue}, short of the epidural space: there was no loss of "
+                     "resistance yet."),
+        "bone": "The tip is on bone (lamina or spinous process): walk off it towards the interlaminar window.",
+    }
+    fluoroscopy_checks = (
+        ("level_confirmed_on_ap", 1.0, "The level was not confirmed on an AP image before needling."),
+        ("depth_checked_before_lf", 1.0, "Depth was not checked on a lateral or contralateral oblique view before "
+                                         "the needle reached the ligamentum flavum."),
+    )
+    landmark_checks = (
+        ("palpations", 2.0, "The iliac crests and spinous processes were not palpated to find the level."),
+        ("lor_tests", 1.0, "Loss of resistance was never tested."),
+    )
 
     def target_point(self, anatomy: Anatomy, scenario) -> np.ndarray:
         return anatomy.landmark(f"{scenario.target_level}.epidural_target")
@@ -81,52 +63,20 @@ class Interlaminar(Procedure):
     def centre_point(self, anatomy: Anatomy, scenario) -> np.ndarray:
         return anatomy.landmark(f"{scenario.target_level}.interlaminar_center")
 
-    def classify(self, anatomy: Anatomy, tip_mm, scenario, dural_puncture: bool,
-                 tip_tissue_id: int | None = None) -> Placement:
-        return classify(anatomy, tip_mm, scenario.target_level, dural_puncture, tip_tissue_id)
+    def outcome_at(self, anatomy: Anatomy, tip: np.ndarray, tissue, scenario, dural_puncture: bool) -> tuple[str, str]:
+        interspace = anatomy.interspace_at(tip)
+        category = tissue.category
+        if category in ("intrathecal", "dura") or (dural_puncture and category == "epidural"):
+            outcome = "intrathecal"
+        elif category == "epidural":
+            outcome = "success" if interspace == scenario.target_level else "wrong_level"
+        else:
+            outcome = {"posterior_ligament": "ligament", "bone": "bone", "disc": "disc", "nerve": "nerve_root",
+                       "joint": "joint"}.get(category, "soft_tissue")
+        return outcome, interspace
 
     def in_target_zone(self, anatomy: Anatomy, scenario, labels: np.ndarray, points: np.ndarray) -> np.ndarray:
         return labels == tissue_table().id("epidural_fat")
-
-    def outcome_feedback(self, placement: Placement, scenario) -> str:
-        level = scenario.target_level
-        if placement.outcome == "success":
-            return f"The tip ended in the posterior epidural space at {level}."
-        if placement.outcome == "wrong_level":
-            return (f"The tip is epidural but at {placement.interspace}, not {level}: count the levels again on "
-                    "the AP image (or from the iliac crests).")
-        if placement.outcome == "intrathecal":
-            return ("The dura was punctured: the needle went on after the loss of resistance. Advance in small "
-                    "steps and test after each one.")
-        if placement.outcome == "ligament":
-            return (f"The tip stopped in the {placement.tissue.replace('_', ' ')}, short of the epidural space: "
-                    "there was no loss of resistance yet.")
-        if placement.outcome == "bone":
-            return "The tip is on bone (lamina or spinous process): walk off it towards the interlaminar window."
-        return super().outcome_feedback(placement, scenario)
-
-    def technique(self, metrics: dict[str, float], guidance: str, expert_images: int) -> tuple[float, list[str]]:
-        points, feedback = 0.0, []
-        if guidance == "fluoroscopy":
-            if metrics.get("level_confirmed_on_ap", 0.0):
-                points += 5.0
-            else:
-                feedback.append("The level was not confirmed on an AP image before needling.")
-            if metrics.get("depth_checked_before_lf", 0.0):
-                points += 5.0
-            else:
-                feedback.append("Depth was not checked on a lateral or contralateral oblique view before "
-                                "the needle reached the ligamentum flavum.")
-            return points + self.image_points(metrics, expert_images, feedback), feedback
-        if metrics.get("palpations", 0.0) >= 2:
-            points += 5.0
-        else:
-            feedback.append("The iliac crests and spinous processes were not palpated to find the level.")
-        if metrics.get("lor_tests", 0.0) >= 1:
-            points += 5.0
-        else:
-            feedback.append("Loss of resistance was never tested.")
-        return points + self.pass_points(metrics, feedback), feedback
 
 
 # ------------------------------------------------------------------------------ expert technique

@@ -21,7 +21,7 @@ import numpy as np
 from simulator.anatomy.tissues import tissue_table
 from simulator.errors import SpineSimError
 from simulator.needle.needle import TRACK_STEP_MM
-from simulator.procedures.base import Placement, Procedure
+from simulator.procedures.base import Procedure
 
 OUTCOMES = {
     "success": ("the foramen below the pedicle (safe triangle or infraneural)", 60.0),
@@ -42,8 +42,10 @@ OUTCOMES = {
 ZONE_RADIUS_MM = 10.0
 
 
-def side_sign(scenario) -> int:
-    return 1 if scenario.side == "right" else -1
+def medial_border_x(anatomy, scenario) -> float:
+    """Distance from the midline of the upper pedicle's medial border (its centre less 3 mm), mm."""
+    upper = scenario.target_level.split("-")[0]
+    return abs(float(anatomy.landmark(f"{upper}.pedicle_{scenario.side}_center")[0])) - 3.0
 
 
 def foramen_anchor(anatomy, interspace: str, side: str) -> np.ndarray:
@@ -64,6 +66,28 @@ def foramen_anchor(anatomy, interspace: str, side: str) -> np.ndarray:
 
 class LumbarTransforaminal(Procedure):
     outcomes = OUTCOMES
+    feedback = {
+        "success": "The tip ended in the {side} {level} foramen below the pedicle.",
+        "too_medial": ("The tip went medial to the pedicle, into the canal beside the dural sleeve: on AP the tip "
+                       "should stay under the pedicle, not past its medial border."),
+        "nerve_root": ("The tip is in the nerve root: withdraw at once on a paraesthesia and aim higher, under the "
+                       "pedicle (the safe triangle)."),
+        "disc": "The tip is in the disc: too deep and too caudal; aim under the pedicle on the oblique view.",
+        "wrong_level": "The tip is in the {interspace} foramen, not {level}: count the levels on AP.",
+        "wrong_side": "The tip is on the wrong side: the scenario's target is the {side} foramen.",
+        "past_foramen": ("The tip went through the foramen to the front of it: check depth on the lateral view; the "
+                         "tip belongs in the posterior half of the foramen."),
+        "bone": ("The tip is on bone (the pedicle, the transverse process or the superior articular process): walk "
+                 "off it into the foramen under the pedicle."),
+    }
+    fluoroscopy_checks = (
+        ("lateral_with_needle", 1.0, "The needle's depth was not checked on a lateral view."),
+        ("live_contrast", 1.0, "Contrast was not given under live fluoroscopy: a single image misses vascular "
+                               "uptake (reference 3.13, rule 4)."),
+    )
+    landmark_checks = (
+        ("images", 1.0, "A transforaminal injection without imaging cannot be done safely (reference 3.13)."),
+    )
 
     def target_point(self, anatomy, scenario) -> np.ndarray:
         return foramen_anchor(anatomy, scenario.target_level, scenario.side)
@@ -71,97 +95,32 @@ class LumbarTransforaminal(Procedure):
     def centre_point(self, anatomy, scenario) -> np.ndarray:
         return anatomy.landmark(f"{scenario.target_level}.foramen_{scenario.side}_center")
 
-    def classify(self, anatomy, tip_mm, scenario, dural_puncture: bool,
-                 tip_tissue_id: int | None = None) -> Placement:
-        if tip_mm is None:
-            return Placement("no_needle", "none", "none", "", None, None, OUTCOMES["no_needle"][0])
-        table = tissue_table()
-        tip = np.asarray(tip_mm, float)
-        if tip_tissue_id is None:
-            tip_tissue_id = int(anatomy.tissue_at(tip[None])[0])
-        tissue = table[tip_tissue_id]
-        category = tissue.category
+    def outcome_at(self, anatomy, tip: np.ndarray, tissue, scenario, dural_puncture: bool) -> tuple[str, str]:
         interspace = anatomy.interspace_at(tip)
-        anchor = self.target_point(anatomy, scenario)
-        distance = float(np.linalg.norm(tip - anchor))
-        sign = side_sign(scenario)
-        upper = scenario.target_level.split("-")[0]
-        medial_border = abs(anatomy.landmark(f"{upper}.pedicle_{scenario.side}_center")[0]) - 3.0
+        category = tissue.category
+        sign = 1 if scenario.side == "right" else -1
         if category in ("intrathecal", "dura") or dural_puncture:
             outcome = "intrathecal"
-        elif category == "nerve":
-            outcome = "nerve_root"
         elif category == "epidural":
             if np.sign(tip[0]) != sign and abs(tip[0]) > 3.0:
                 outcome = "wrong_side"
-            elif abs(tip[0]) < medial_border:
+            elif abs(tip[0]) < medial_border_x(anatomy, scenario):
                 outcome = "too_medial"
-            elif interspace != scenario.target_level:
-                outcome = "wrong_level"
             else:
-                outcome = "success"
-        elif category == "disc":
-            outcome = "disc"
-        elif category == "bone":
-            outcome = "bone"
-        elif category == "vessel":
-            outcome = "vessel"
-        elif category == "organ":
-            outcome = "organ"
-        elif tip[1] > anchor[1] + 3.0:
+                outcome = "success" if interspace == scenario.target_level else "wrong_level"
+        elif category in ("nerve", "disc", "bone", "vessel", "organ"):
+            outcome = {"nerve": "nerve_root"}.get(category, category)
+        elif tip[1] > self.target_point(anatomy, scenario)[1] + 3.0:
             outcome = "past_foramen"  # anterior to the foramen: through it, beside the body
         else:
             outcome = "soft_tissue"
-        return Placement(outcome, tissue.name, category, interspace, tuple(float(v) for v in tip), distance,
-                         OUTCOMES[outcome][0])
+        return outcome, interspace
 
     def in_target_zone(self, anatomy, scenario, labels: np.ndarray, points: np.ndarray) -> np.ndarray:
-        anchor = self.target_point(anatomy, scenario)
-        near = np.linalg.norm(np.asarray(points, float) - anchor, axis=1) <= ZONE_RADIUS_MM
-        upper = scenario.target_level.split("-")[0]
-        medial_border = abs(anatomy.landmark(f"{upper}.pedicle_{scenario.side}_center")[0]) - 3.0
-        lateral = np.abs(np.asarray(points, float)[:, 0]) >= medial_border
+        points = np.asarray(points, float)
+        near = np.linalg.norm(points - self.target_point(anatomy, scenario), axis=1) <= ZONE_RADIUS_MM
+        lateral = np.abs(points[:, 0]) >= medial_border_x(anatomy, scenario)
         return (labels == tissue_table().id("epidural_fat")) & near & lateral
-
-    def outcome_feedback(self, placement: Placement, scenario) -> str:
-        level, side = scenario.target_level, scenario.side
-        if placement.outcome == "success":
-            return f"The tip ended in the {side} {level} foramen below the pedicle."
-        if placement.outcome == "too_medial":
-            return ("The tip went medial to the pedicle, into the canal beside the dural sleeve: on AP the tip "
-                    "should stay under the pedicle, not past its medial border.")
-        if placement.outcome == "nerve_root":
-            return ("The tip is in the nerve root: withdraw at once on a paraesthesia and aim higher, under "
-                    "the pedicle (the safe triangle).")
-        if placement.outcome == "disc":
-            return "The tip is in the disc: too deep and too caudal; aim under the pedicle on the oblique view."
-        if placement.outcome == "wrong_level":
-            return f"The tip is in the {placement.interspace} foramen, not {level}: count the levels on AP."
-        if placement.outcome == "wrong_side":
-            return f"The tip is on the wrong side: the scenario's target is the {side} foramen."
-        if placement.outcome == "past_foramen":
-            return ("The tip went through the foramen to the front of it: check depth on the lateral view; "
-                    "the tip belongs in the posterior half of the foramen.")
-        if placement.outcome == "bone":
-            return ("The tip is on bone (the pedicle, the transverse process or the superior articular "
-                    "process): walk off it into the foramen under the pedicle.")
-        return super().outcome_feedback(placement, scenario)
-
-    def technique(self, metrics: dict[str, float], guidance: str, expert_images: int) -> tuple[float, list[str]]:
-        points, feedback = 0.0, []
-        if guidance != "fluoroscopy":
-            feedback.append("A transforaminal injection without imaging cannot be done safely (reference 3.13).")
-            return points + self.pass_points(metrics, feedback), feedback
-        if metrics.get("lateral_with_needle", 0.0):
-            points += 5.0
-        else:
-            feedback.append("The needle's depth was not checked on a lateral view.")
-        if metrics.get("live_contrast", 0.0):
-            points += 5.0
-        else:
-            feedback.append("Contrast was not given under live fluoroscopy: a single image misses vascular "
-                            "uptake (reference 3.13, rule 4).")
-        return points + self.image_points(metrics, expert_images, feedback), feedback
 
 
 def expert_lines(anatomy, target: np.ndarray, side: str):

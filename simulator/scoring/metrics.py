@@ -179,33 +179,43 @@ class LateralWithNeedle(Metric):
         return 1.0 if self._ok else 0.0
 
 
-class ContrastSeen(Metric):
-    """Images taken after contrast was injected (``images_after_contrast``), or whether contrast went
-    in under live fluoroscopy (``live_contrast``)."""
+class LiveContrast(Metric):
+    """1 if contrast went in while fluoroscopy was on (live or subtracted)."""
 
-    def __init__(self, metric_id: str):
-        self.id = metric_id
-        self.unit = "count" if metric_id == "images_after_contrast" else "bool"
-        self.description = ("images taken after contrast" if metric_id == "images_after_contrast"
-                            else "contrast injected under live fluoroscopy")
-        self._injected = False
+    id = "live_contrast"
+    unit = "bool"
+    description = "contrast injected under live fluoroscopy"
+
+    def __init__(self):
         self._live = False
-        self._count = 0.0
+        self._ok = False
 
     def update(self, event: Event) -> None:
-        if event.kind == "fluoroscopy_started":
-            self._live = True
-        elif event.kind == "fluoroscopy_stopped":
-            self._live = False
-        elif event.kind == "contrast_injected":
-            self._injected = True
-            if self.id == "live_contrast" and self._live:
-                self._count = 1.0
-        elif event.kind == "image_acquired" and self._injected and self.id == "images_after_contrast":
-            self._count += 1.0
+        if event.kind in ("fluoroscopy_started", "fluoroscopy_stopped"):
+            self._live = event.kind == "fluoroscopy_started"
+        elif event.kind == "contrast_injected" and self._live:
+            self._ok = True
 
     def value(self) -> float:
-        return self._count
+        return 1.0 if self._ok else 0.0
+
+
+class ContrastImaged(LiveContrast):
+    """1 if the contrast was seen: injected under live fluoroscopy, or an image taken after it."""
+
+    id = "contrast_imaged"
+    description = "contrast seen on live fluoroscopy or an image after it"
+
+    def __init__(self):
+        super().__init__()
+        self._injected = False
+
+    def update(self, event: Event) -> None:
+        super().update(event)
+        if event.kind == "contrast_injected":
+            self._injected = True
+        elif event.kind == "image_acquired" and self._injected:
+            self._ok = True
 
 
 def standard_metrics() -> list[Metric]:
@@ -226,6 +236,6 @@ def standard_metrics() -> list[Metric]:
         LevelConfirmedOnAp(),
         DepthCheckedBeforeLigamentumFlavum(),
         LateralWithNeedle(),
-        ContrastSeen("images_after_contrast"),
-        ContrastSeen("live_contrast"),
+        LiveContrast(),
+        ContrastImaged(),
     ]

@@ -161,12 +161,7 @@ def _caudal(sim: Simulation, finish: bool) -> Simulation:
         for name in ("sacrum.cornu_left", "sacrum.cornu_right", "sacrum.hiatus_apex"):
             point = anatomy.skin_point_behind(anatomy.landmark(name))
             sim.apply(cmd.Palpate(point_mm=tuple(float(v) for v in point)))
-    entry, direction, total, (roll, cranial_deg, right_deg) = _plan_caudal(sim)
-    sim.apply(cmd.SetEntry(point_mm=tuple(float(v) for v in entry), direction=tuple(float(v) for v in direction)))
-    if roll:
-        sim.apply(cmd.RotateBevel(roll_deg=roll))
-    if cranial_deg or right_deg:
-        sim.apply(cmd.Redirect(cranial_deg=cranial_deg, right_deg=right_deg))
+    total = _enter_as_planned(sim, _plan_caudal(sim))
     walk_offs = 0
     while sim.needle.depth_mm < total - 0.05:
         events = sim.apply(cmd.Advance(distance_mm=min(2.0, total - sim.needle.depth_mm)))
@@ -196,6 +191,18 @@ def _caudal(sim: Simulation, finish: bool) -> Simulation:
     if finish:
         sim.apply(cmd.Finish())
     return sim
+
+
+def _enter_as_planned(sim: Simulation, plan) -> float:
+    """Put the needle on the skin as ``plan`` says (entry, direction, depth, (roll, cranial,
+    right)), its bevel turned and aimed; returns the planned depth."""
+    entry, direction, total, (roll, cranial_deg, right_deg) = plan
+    sim.apply(cmd.SetEntry(point_mm=tuple(float(v) for v in entry), direction=tuple(float(v) for v in direction)))
+    if roll:
+        sim.apply(cmd.RotateBevel(roll_deg=roll))
+    if cranial_deg or right_deg:
+        sim.apply(cmd.Redirect(cranial_deg=cranial_deg, right_deg=right_deg))
+    return total
 
 
 def _plan_caudal(sim: Simulation):
@@ -259,14 +266,9 @@ def _lumbar_transforaminal(sim: Simulation, finish: bool) -> Simulation:
     if oblique is not None:
         sim.apply(cmd.MoveCArm(oblique_deg=oblique[0], tilt_deg=oblique[1], isocentre_mm=iso))
         sim.apply(cmd.AcquireImage())
-    entry, direction, total, (roll, cranial_deg, right_deg) = _plan_with_probe(
+    total = _enter_as_planned(sim, _plan_with_probe(
         sim, [(target, transforaminal.expert_lines(anatomy, target, side))], "epidural_fat", _ROLLS,
-        avoid=("nerve_root", "dura", "disc_annulus"))
-    sim.apply(cmd.SetEntry(point_mm=tuple(float(v) for v in entry), direction=tuple(float(v) for v in direction)))
-    if roll:
-        sim.apply(cmd.RotateBevel(roll_deg=roll))
-    if cranial_deg or right_deg:
-        sim.apply(cmd.Redirect(cranial_deg=cranial_deg, right_deg=right_deg))
+        avoid=("nerve_root", "dura", "disc_annulus")))
     while sim.needle.depth_mm < total - 0.05:
         events = sim.apply(cmd.Advance(distance_mm=min(3.0, total - sim.needle.depth_mm)))
         if any(e.kind in ("bone_contacted", "needle_length_exhausted", "paraesthesia") for e in events):

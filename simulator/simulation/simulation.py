@@ -468,7 +468,6 @@ class Simulation:
         self.contrast.boluses += done.boluses
         self.contrast.vessels += done.vessels
         self.contrast.total_ml = total
-        self.contrast.compartments.append(done.report["compartment"])
         self._emit("contrast_injected", volume_ml=c.volume_ml, total_ml=round(total, 3), **done.report)
 
     def _do_palpate(self, c: cmd.Palpate) -> None:

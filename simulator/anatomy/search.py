@@ -1,0 +1,34 @@
+"""Finding the nearest point of a tissue: thin spaces (a joint, the fat of a narrow canal) lie
+wherever the surrounding structures put them, so landmarks, targets and contrast seeds are found by
+searching round a nominal point."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+
+def nearest_of(tissue_at: Callable[[np.ndarray], np.ndarray], point, tissue_ids, reach_mm: float,
+               step_mm: float = 0.5, clearance_mm: float = 0.0) -> np.ndarray | None:
+    """The point nearest ``point`` whose tissue is one of ``tissue_ids``, on a ``step_mm`` lattice
+    within ``reach_mm`` (None if there is none).
+
+    ``tissue_at``: world points (N, 3) to tissue ids (exact, or the voxel labels for speed).
+    ``clearance_mm``: prefer a point whose six neighbours that far away are of the same tissues (not
+    at the edge of the space); the nearest of all if none is.
+    """
+    p = np.asarray(point, float)
+    axis = np.arange(-reach_mm, reach_mm + 1e-9, step_mm)
+    offsets = np.stack(np.meshgrid(axis, axis, axis, indexing="ij"), -1).reshape(-1, 3)
+    offsets = offsets[np.linalg.norm(offsets, axis=1) <= reach_mm]
+    hits = offsets[np.isin(tissue_at(p + offsets), tissue_ids)]
+    if len(hits) == 0:
+        return None
+    hits = hits[np.argsort(np.linalg.norm(hits, axis=1))]
+    if clearance_mm > 0.0:
+        around = np.vstack([np.eye(3), -np.eye(3)]) * clearance_mm
+        for hit in hits[:400]:
+            if np.isin(tissue_at(p + hit + around), tissue_ids).all():
+                return p + hit
+    return p + hits[0]
