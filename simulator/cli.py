@@ -6,7 +6,8 @@
 - ``spinesim attempt SCENARIO --actions FILE --json``: apply recorded commands, print the outcome
   and the scorecard (``--reference`` runs the expert's attempt instead);
 - ``spinesim render SCENARIO --oblique DEG --tilt DEG --out image.png``: one X-ray image;
-- ``spinesim scenarios``: list and validate the built-in scenarios (or given files);
+- ``spinesim scenarios``: list and validate the built-in scenarios (or given files); ``--schema``
+  prints the scenario file's JSON Schema;
 - ``spinesim bench``: benchmark medians as JSON;
 - ``spinesim import-ct CT --labels SEG --name NAME``: import a patient CT (NIfTI or a DICOM series
   folder) with its TotalSegmentator segmentation; ``NAME`` is then usable as a scenario's
@@ -77,6 +78,8 @@ def _parser() -> argparse.ArgumentParser:
 
     sc = sub.add_parser("scenarios", help="list and validate scenarios")
     sc.add_argument("files", nargs="*", help="scenario files (default: the built-in ones)")
+    sc.add_argument("--schema", action="store_true",
+                    help="print the scenario file's JSON Schema (for editors; scenarios/scenario.schema.json)")
 
     ic = sub.add_parser("import-ct", help="import a patient CT with its TotalSegmentator segmentation")
     ic.add_argument("ct", help="CT: a NIfTI file (.nii, .nii.gz) or a folder holding one DICOM series")
@@ -301,6 +304,13 @@ def ct_geometry_fields(anatomy) -> dict:
 def cmd_scenarios(args) -> int:
     from simulator.scenario.loader import builtin_scenarios, load_scenario, parse_scenario
 
+    if args.schema:
+        import json
+
+        from simulator.scenario.schema import json_schema
+
+        print(json.dumps(json_schema(), indent=1))
+        return 0
     failures = 0
     if args.files:
         items = [(f, None) for f in args.files]

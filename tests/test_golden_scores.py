@@ -39,6 +39,17 @@ def _too_deep(sim: Simulation) -> None:
 
 
 VARIANTS = {"": run_reference, ".too_deep": _too_deep}
+_ANATOMY: dict[str, object] = {}
+
+
+def _anatomy(name: str, loaded):
+    """The scenario's own patient, built once for both variants (the last one kept)."""
+    if name not in _ANATOMY:
+        from simulator.anatomy.anatomy import anatomy_for_scenario
+
+        _ANATOMY.clear()
+        _ANATOMY[name] = anatomy_for_scenario(loaded.scenario)
+    return _ANATOMY[name]
 
 
 @pytest.mark.slow
@@ -49,11 +60,12 @@ def test_golden_attempt_scores_as_recorded(isolated_user_folders, name, variant)
     commands, expected = GOLDEN / f"{name}{variant}.jsonl", GOLDEN / f"{name}{variant}.score.json"
     if os.environ.get("SPINESIM_REGENERATE_GOLDEN"):
         GOLDEN.mkdir(exist_ok=True)
-        sim = Simulation(loaded, image_size_px=64)
+        sim = Simulation(loaded, anatomy=_anatomy(name, loaded), image_size_px=64)
         VARIANTS[variant](sim)
         write_record(commands, AttemptRecord(None, sim.commands))
         expected.write_text(json.dumps(_summary(sim), indent=1) + "\n", encoding="utf-8")
     record = read_record(commands)
-    replay = Simulation.replay(loaded, record, image_size_px=64, stop_on_refusal=True)
+    replay = Simulation.replay(loaded, record, anatomy=_anatomy(name, loaded), image_size_px=64,
+                               stop_on_refusal=True)
     assert replay.finished, f"{name}: the golden attempt no longer finishes"
     assert _summary(replay) == json.loads(expected.read_text(encoding="utf-8"))

@@ -63,15 +63,17 @@ def test_the_expert_transforaminal_succeeds_on_seeded_patients(isolated_user_fol
     assert sim.scorecard.passed
 
 
-def test_contrast_without_live_imaging_costs_marks_and_says_why(isolated_user_folders):
+def test_contrast_without_live_imaging_fails_and_says_why(isolated_user_folders):
     """The expert's attempt with the live run taken out (contrast, then a spot image): still in the
-    foramen, but technique loses the live-contrast marks and the feedback cites the safety rule."""
+    foramen, but a hard fail (reference 3.13, rule 4), technique loses the live-contrast marks and
+    the feedback cites the safety rule."""
     expert = _sim()
     run_reference(expert)
     kept = [c for c in expert.commands if c.command.command not in ("fluoroscopy_on", "fluoroscopy_off")]
     sim = Simulation.replay(expert.loaded, AttemptRecord(None, kept), anatomy=expert.anatomy, image_size_px=64)
     card = sim.scorecard
-    assert card.placement.outcome == "success"
+    assert card.placement.outcome == "success" and not card.passed
+    assert any("rule 4" in line for line in card.hard_fails)
     assert any("live fluoroscopy" in line for line in card.feedback), card.feedback
     assert card.parts["technique"] <= 15.0
 

@@ -9,7 +9,7 @@ import numpy as np
 #: Bumped whenever the generator would build a different body from the same parameters, so an old
 #: attempt record says which generator its patient came from. (Caches are also keyed by a
 #: fingerprint of the generator's source, see :func:`generator_fingerprint`.)
-GENERATOR_VERSION = "spine-2"
+GENERATOR_VERSION = "spine-3"
 
 TRANSITIONAL = ("none", "sacralized_L5", "lumbarized_S1")
 HIATUS = ("typical", "high", "narrow", "absent_cornua")

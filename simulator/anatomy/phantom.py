@@ -226,6 +226,12 @@ class SpinePhantom:
             f, pts = self._s1_root(side)
             self._add(f"S1.nerve_root_{side_name}", f, bbox_of_points(pts, 6.0), tid("nerve_root"),
                       group="neural", layer=60)
+            for index in range(len(sp.DORSAL_FORAMINA)):
+                fat = sp.sacral_foramen_fat_field(self.sacral_frame, self.sacrum_shape, index, side)
+                s_f = sp.DORSAL_FORAMINA[index][0]
+                self._add(f"S{index + 1}.foraminal_fat_{side_name}", fat, self._sacral_box(s_f - 8.0, s_f + 8.0, 35.0),
+                          tid("epidural_fat"),
+                          group="soft_tissue", layer=32)
 
         # arteries: vertebral (in the neck), Adamkiewicz, cervical radicular
         for side, side_name in ((1, "right"), (-1, "left")):

@@ -223,6 +223,22 @@ def hiatus_fat_field(frame: SacralFrame, shape: SacrumShape):
     return field
 
 
+def sacral_foramen_fat_field(frame: SacralFrame, shape: SacrumShape, index: int, side: int):
+    """Fat round the ramus in one sacral foramen's channel, from the dorsal surface through the
+    bone (``index`` 0 for S1; ``side`` +1 right): where an S1 transforaminal needle ends and its
+    contrast outlines the root."""
+    k = shape.scale
+    s_f, x_f, r_f = DORSAL_FORAMINA[index]
+
+    def field(points: np.ndarray) -> np.ndarray:
+        x, s, ap = frame.to_arc(points)
+        hole = sdf.ellipse_2d(np.stack([x - side * x_f * k, s - s_f * k], -1), (r_f * k - 0.5, r_f * k - 0.5))
+        band = np.maximum(shape.dorsal_surface_ap(s) + 0.5 - ap, ap - shape.body_half_depth(s))
+        return np.maximum(hole, band)
+
+    return field
+
+
 def coccyx_field(frame: SacralFrame, shape: SacrumShape):
     """Three small coccygeal segments continuing the sacral arc."""
     k = shape.scale

@@ -32,3 +32,30 @@ def nearest_of(tissue_at: Callable[[np.ndarray], np.ndarray], point, tissue_ids,
             if np.isin(tissue_at(p + hit + around), tissue_ids).all():
                 return p + hit
     return p + hits[0]
+
+
+#: The 26 directions of a cube's faces, edges and corners (unit vectors).
+_DIRECTIONS = np.array([d for d in np.ndindex(3, 3, 3) if d != (1, 1, 1)], float) - 1.0
+_DIRECTIONS /= np.linalg.norm(_DIRECTIONS, axis=1)[:, None]
+#: Shells searched round a point, mm.
+SHELLS_MM = np.array([0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0])
+
+
+def closest_approach(tissue_at: Callable[[np.ndarray], np.ndarray], points, groups: dict[str, np.ndarray]
+                     ) -> dict[str, float]:
+    """For each group of tissue ids, the least distance (mm, to the nearest shell of
+    :data:`SHELLS_MM` in 26 directions) from any of ``points`` to a tissue of the group: 0 when a
+    point lies in it; groups with none within the last shell are left out."""
+    pts = np.atleast_2d(np.asarray(points, float))
+    offsets = (SHELLS_MM[:, None, None] * _DIRECTIONS[None]).reshape(-1, 3)
+    own = tissue_at(pts)
+    around = tissue_at((pts[:, None, :] + offsets[None]).reshape(-1, 3)).reshape(len(pts), len(SHELLS_MM), -1)
+    out = {}
+    for name, ids in groups.items():
+        if np.isin(own, ids).any():
+            out[name] = 0.0
+            continue
+        hit = np.isin(around, ids).any(axis=2)  # (points, shells)
+        if hit.any():
+            out[name] = float(SHELLS_MM[np.argmax(hit, axis=1)[hit.any(axis=1)]].min())
+    return out

@@ -85,12 +85,26 @@ def install_crash_handler() -> None:
 
 
 def run_app(scenario_ref: str | None = None, record_path: str | None = None) -> int:
-    """Open the app on a scenario (default: the built-in lumbar interlaminar, L4-L5, fluoroscopy)."""
-    from simulator.scenario.loader import DEFAULT_SCENARIO, load_scenario
-
+    """Open the app on a scenario (default: the built-in lumbar interlaminar, L4-L5, fluoroscopy);
+    when the trainee chooses another scenario, open that one in turn."""
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("SpineSim")
     install_crash_handler()
+    while True:
+        window = _open_window(scenario_ref, record_path)
+        if window is None:
+            return 2
+        status = app.exec()
+        if not window.next_scenario:
+            return status
+        scenario_ref, record_path = window.next_scenario, None
+
+
+def _open_window(scenario_ref: str | None, record_path: str | None):
+    """Load the scenario, build its patient off the GUI thread (with a progress dialog) and show
+    the training window; ``None`` if the patient cannot be built."""
+    from simulator.scenario.loader import DEFAULT_SCENARIO, load_scenario
+
     try:
         loaded = load_scenario(scenario_ref or DEFAULT_SCENARIO)
     except SpineSimError as err:
@@ -123,7 +137,7 @@ def run_app(scenario_ref: str | None = None, record_path: str | None = None) -> 
     thread.wait()
     if "error" in state:
         QMessageBox.critical(None, "SpineSim", f"The patient could not be built: {state['error']}")
-        return 2
+        return None
     from simulator.app.main_window import MainWindow
     from simulator.simulation.simulation import Simulation
 
@@ -132,4 +146,4 @@ def run_app(scenario_ref: str | None = None, record_path: str | None = None) -> 
     window = MainWindow(sim, record_path=str(path))
     window.show()
     window.plotter.render()
-    return app.exec()
+    return window

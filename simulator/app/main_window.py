@@ -20,6 +20,7 @@ from pyvistaqt import QtInteractor
 from simulator.errors import SpineSimError
 from simulator.imaging.carm import FIELDS_OF_VIEW_MM
 from simulator.imaging.views import console_name, projection_name, standard_views
+from simulator.procedures.drugs import drug_catalogue
 from simulator.protocol import commands as cmd
 from simulator.protocol.events import Event
 from simulator.scene.scene import SpineScene
@@ -34,6 +35,8 @@ SHORTCUTS = [
     ("A", "aspirate: draw back and look at the hub"),
     ("B / Shift+B", "turn the needle's bevel 90 degrees clockwise / anticlockwise (steers the tip)"),
     ("C", "inject 0.5 mL of contrast"),
+    ("D", "inject the drug syringe (the drug and volume chosen in the needle panel)"),
+    ("Ctrl+O", "choose another scenario"),
     ("F", "take an X-ray image (a single acquisition, kept in the attempt)"),
     ("Space (hold)", "the fluoroscopy pedal: live images while held, the last one held on release"),
     ("1 / 2 / 3", "C-arm presets: AP, lateral, contralateral oblique 50 degrees"),
@@ -90,6 +93,8 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.sim = sim
         self.record_path = record_path
+        #: The scenario the trainee chose to go to next (the app opens it when this window closes).
+        self.next_scenario: str | None = None
         self._t0 = time.monotonic()
         self._busy = False
         self._live_timer = QTimer(self)
@@ -331,6 +336,7 @@ class MainWindow(QMainWindow):
             ("Aspirate (A)", lambda: self.execute(cmd.Aspirate())),
             ("Bevel +90 (B)", lambda: self.turn_bevel(90.0)),
             ("Contrast 0.5 mL (C)", lambda: self.inject(0.5)),
+            ("Inject drug (D)", self.inject_drug),
             ("Finish (F10)", self.finish),
         ]
         for i, (label, fn) in enumerate(buttons):
@@ -353,9 +359,27 @@ class MainWindow(QMainWindow):
             self.spine_button.toggled.connect(lambda on: self.execute(cmd.SetSpineVisible(visible=on)))
             mode_row.addWidget(self.spine_button)
         grid.addLayout(mode_row, 4, 0, 1, 4)
+        drug_row = QHBoxLayout()
+        self.drug_choice = QComboBox()
+        for drug in drug_catalogue().values():
+            self.drug_choice.addItem(drug.name, drug.id)
+        self.drug_ml = QDoubleSpinBox()
+        self.drug_ml.setRange(0.1, 20.0)
+        self.drug_ml.setSingleStep(0.1)
+        self.drug_ml.setValue(1.0)
+        self.drug_ml.setSuffix(" mL")
+        drug_row.addWidget(QLabel("Drug syringe:"))
+        drug_row.addWidget(self.drug_choice, 1)
+        drug_row.addWidget(self.drug_ml)
+        grid.addLayout(drug_row, 6, 0, 1, 4)
         return box
 
     def _build_menu(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        choose = QAction("Choose a scenario...", self)
+        choose.setShortcut(QKeySequence("Ctrl+O"))
+        choose.triggered.connect(self.choose_scenario)
+        file_menu.addAction(choose)
         help_menu = self.menuBar().addMenu("&Help")
         shortcuts = QAction("Keyboard shortcuts", self)
         shortcuts.setShortcut(QKeySequence("F1"))
@@ -366,6 +390,20 @@ class MainWindow(QMainWindow):
             self, "About SpineSim", "SpineSim: a simulator for image-guided and landmark spinal injections.\n\n"
             "For training only; not for clinical use. GPL-3.0-or-later."))
         help_menu.addAction(about)
+
+    def choose_scenario(self) -> None:
+        """The scenario picker; a choice closes this attempt (already on disk) and opens the new
+        case (see :func:`simulator.app.main.run_app`)."""
+        from simulator.app.scenario_picker import ScenarioPicker
+
+        picker = ScenarioPicker(self, current=self.sim.scenario.id)
+        if picker.exec() and picker.chosen:
+            self.next_scenario = picker.chosen
+            self.close()
+
+    def inject_drug(self) -> None:
+        """The drug syringe: the chosen drug and volume through the needle."""
+        self.execute(cmd.InjectDrug(drug_id=self.drug_choice.currentData(), volume_ml=self.drug_ml.value()))
 
     def _install_shortcuts(self) -> None:
         keys = {
@@ -384,6 +422,7 @@ class MainWindow(QMainWindow):
             "A": lambda: self.execute(cmd.Aspirate()),
             "B": lambda: self.turn_bevel(90.0), "Shift+B": lambda: self.turn_bevel(-90.0),
             "C": lambda: self.inject(0.5),
+            "D": self.inject_drug,
             "F": self.take_image,
             "1": lambda: self.set_carm(0.0, self.sim.carm_pose.tilt_deg),
             "2": lambda: self.set_carm(90.0, self.sim.carm_pose.tilt_deg),
@@ -680,6 +719,8 @@ def describe_event(event: Event) -> str | None:
         return f"X-ray #{d['index'] + 1} (oblique {d['oblique_deg']:+.0f}, tilt {d['tilt_deg']:+.0f})."
     if k == "contrast_injected":
         return f"Injected {d['volume_ml']:.1f} mL of contrast ({d['total_ml']:.1f} mL in all)."
+    if k == "drug_injected":
+        return f"Injected {d['volume_ml']:.1f} mL of {drug_catalogue()[d['drug_id']].name} ({d['total_ml']:.1f} mL in all)."
     if k == "palpated":
         return palpation_text(d)
     if k == "needle_redirected":

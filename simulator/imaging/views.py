@@ -158,6 +158,11 @@ _ROOM_IN_PATIENT = {
 PATIENT_POSITIONS = tuple(_ROOM_IN_PATIENT)
 
 
+def room_up(position: str) -> np.ndarray:
+    """The room's up (away from the table) in the patient's frame, for a patient position."""
+    return np.asarray(_ROOM_IN_PATIENT[position][0], float)
+
+
 def gravity_direction(position: str) -> np.ndarray:
     """The direction that is down for a patient in ``position``, in the patient's frame (where
     contrast heavier than CSF settles)."""

@@ -48,6 +48,17 @@ class Procedure:
     #: it is missing), 5 points each; images (fluoroscopy) or passes (landmark) give the third 5.
     fluoroscopy_checks: tuple[tuple[str, float, str], ...] = ()
     landmark_checks: tuple[tuple[str, float, str], ...] = ()
+    #: Safety rules (reference 3.13) that apply: an epidural steroid injection (rule 1: contrast
+    #: before the drug, under imaging), transforaminal (rule 4: contrast under live imaging),
+    #: particulate steroid forbidden (rule 3: cervical transforaminal).
+    epidural_injection = False
+    transforaminal = False
+    particulate_forbidden = False
+    #: Most injectate (drugs, not contrast) the procedure takes, mL, and why (reference 6.5).
+    injectate_limit_ml = 20.0
+    injectate_limit_reason = ""
+    #: What the expert injects once contrast has confirmed the tip: (drug id, mL) in order.
+    expert_injectate: tuple[tuple[str, float], ...] = ()
 
     def target_point(self, anatomy, scenario) -> np.ndarray:
         """The middle of the target zone (world mm)."""
@@ -89,6 +100,25 @@ class Procedure:
                 f"The tip ended in {placement.description}."
         return sentence.format(level=scenario.target_level, side=scenario.side, interspace=placement.interspace,
                                tissue=placement.tissue.replace("_", " "))
+
+    def hard_fails(self, metrics: dict[str, float], placement: Placement, scenario) -> list[str]:
+        """The safety rules (reference 3.13) the attempt broke, one sentence each; any one fails it.
+        Landmark scenarios work without images by design: rules 1 and 4 do not apply to them."""
+        fails = []
+        fluoroscopy = scenario.guidance == "fluoroscopy"
+        if self.particulate_forbidden and metrics.get("particulate_steroid", 0.0):
+            fails.append("Hard fail: a particulate steroid was injected in a cervical transforaminal injection; only a "
+                         "non-particulate steroid (dexamethasone) may be used (reference 3.13, rule 3).")
+        if fluoroscopy and self.transforaminal and metrics.get("contrast_not_live", 0.0):
+            fails.append("Hard fail: transforaminal contrast was injected without live fluoroscopy or subtraction; a "
+                         "spot image misses arterial uptake (reference 3.13, rule 4).")
+        if fluoroscopy and self.epidural_injection and metrics.get("drug_before_contrast", 0.0):
+            fails.append("Hard fail: the drug went in before any contrast had shown where the tip was (reference "
+                         "3.13, rule 1).")
+        if metrics.get("continued_after_bad_pattern", 0.0):
+            fails.append("Hard fail: the injection went on after a vascular or intrathecal contrast pattern without "
+                         "the needle being moved (reference 3.13, rule 5).")
+        return fails
 
     def technique(self, metrics: dict[str, float], guidance: str, expert_images: int) -> tuple[float, list[str]]:
         """Technique points (of 15; time is scored apart) and feedback."""

@@ -80,6 +80,10 @@ class Caudal(Procedure):
     """Caudal epidural through the sacral hiatus."""
 
     outcomes = OUTCOMES
+    epidural_injection = True
+    injectate_limit_ml = 20.0
+    injectate_limit_reason = " (caudal: 10-20 mL, reference 3.1)"
+    expert_injectate = (("dexamethasone_10mg_ml", 1.0), ("saline", 9.0))
     feedback = {
         "success": "The tip ended in the sacral canal between the hiatus and S3.",
         "too_high": ("The tip went above S3, towards the end of the dural sac: advance no more than about 2 cm "

@@ -57,6 +57,11 @@ class Interlaminar(Procedure):
         ("lor_tests", 1.0, "Loss of resistance was never tested."),
     )
 
+    epidural_injection = True
+    injectate_limit_ml = 6.0
+    injectate_limit_reason = " (lumbar interlaminar: 3-6 mL in all, reference 3.2)"
+    expert_injectate = (("dexamethasone_10mg_ml", 1.0), ("saline", 3.0))
+
     def target_point(self, anatomy: Anatomy, scenario) -> np.ndarray:
         return anatomy.landmark(f"{scenario.target_level}.epidural_target")
 
@@ -77,6 +82,26 @@ class Interlaminar(Procedure):
 
     def in_target_zone(self, anatomy: Anatomy, scenario, labels: np.ndarray, points: np.ndarray) -> np.ndarray:
         return labels == tissue_table().id("epidural_fat")
+
+
+#: Interspaces above C6-C7, where a cervical interlaminar injection is not done (reference 3.13,
+#: rule 2): the epidural space narrows to 1-2 mm behind the cord.
+ABOVE_C6_C7 = ("C2-C3", "C3-C4", "C4-C5", "C5-C6")
+
+
+class CervicalInterlaminar(Interlaminar):
+    """Cervical interlaminar epidural (C7-T1 preferred, never above C6-C7)."""
+
+    injectate_limit_ml = 4.0
+    injectate_limit_reason = " (cervical interlaminar: 2-4 mL, reference 3.3)"
+    expert_injectate = (("dexamethasone_10mg_ml", 1.0), ("saline", 2.0))
+
+    def hard_fails(self, metrics, placement, scenario) -> list[str]:
+        fails = super().hard_fails(metrics, placement, scenario)
+        if placement.interspace in ABOVE_C6_C7 and placement.category in ("epidural", "dura", "intrathecal"):
+            fails.append(f"Hard fail: the needle entered the cervical epidural space at {placement.interspace}, above "
+                         "C6-C7 (reference 3.13, rule 2).")
+        return fails
 
 
 # ------------------------------------------------------------------------------ expert technique

@@ -66,6 +66,12 @@ def foramen_anchor(anatomy, interspace: str, side: str) -> np.ndarray:
 
 class LumbarTransforaminal(Procedure):
     outcomes = OUTCOMES
+    epidural_injection = True
+    transforaminal = True
+    injectate_limit_ml = 4.0
+    injectate_limit_reason = " (lumbar transforaminal: 1-4 mL, reference 3.4)"
+    # a lidocaine test, then dexamethasone, the first choice for lumbar TF (reference 3.13)
+    expert_injectate = (("lidocaine_1pct", 1.0), ("dexamethasone_10mg_ml", 1.0))
     feedback = {
         "success": "The tip ended in the {side} {level} foramen below the pedicle.",
         "too_medial": ("The tip went medial to the pedicle, into the canal beside the dural sleeve: on AP the tip "

@@ -27,6 +27,8 @@ command                     fields
 ``magnify``                 ``field_of_view_mm``: 300 (full), 230 or 170 (magnification modes)
 ``test_loss_of_resistance`` ``medium``: ``"saline"`` or ``"air"``
 ``inject_contrast``         ``volume_ml`` (0 < v <= 10)
+``inject_drug``             ``drug_id`` (one of assets/drugs.toml), ``volume_ml`` (0 < v <= 20):
+                            the injectate (local anaesthetic, steroid, saline) after contrast
 ``palpate``                 ``point_mm`` [x, y, z] near the skin
 ``choose_needle``           ``needle_id``: another needle the scenario offers (before entry)
 ``rotate_bevel``            ``roll_deg``: the bevel opening's roll about the shaft (0 faces
@@ -125,6 +127,12 @@ class InjectContrast(_Command):
     volume_ml: float = Field(gt=0.0, le=10.0)
 
 
+class InjectDrug(_Command):
+    command: Literal["inject_drug"] = "inject_drug"
+    drug_id: str = Field(min_length=1)
+    volume_ml: float = Field(gt=0.0, le=20.0)
+
+
 class Palpate(_Command):
     command: Literal["palpate"] = "palpate"
     point_mm: Vector
@@ -170,7 +178,7 @@ class Finish(_Command):
 Command = Annotated[
     Union[SetEntry, Advance, Withdraw, Redirect, MoveCArm, AcquireImage, FluoroscopyOn, FluoroscopyOff, Collimate, Magnify,
           TestLossOfResistance,
-          InjectContrast, Palpate, ChooseNeedle, RotateBevel, BendTip, AttachSyringe, DetachSyringe, Aspirate,
+          InjectContrast, InjectDrug, Palpate, ChooseNeedle, RotateBevel, BendTip, AttachSyringe, DetachSyringe, Aspirate,
           SetSpineVisible, Finish],
     Field(discriminator="command"),
 ]

@@ -21,11 +21,34 @@ PROCEDURE_LEVELS = {
     "cervical_interlaminar": ("C6-C7", "C7-T1"),
     # caudal: through the sacral hiatus (the target zone runs from the hiatus up to S3)
     "caudal": ("sacral_hiatus",),
-    # lumbar transforaminal: the foramen below the upper vertebra's pedicle, on the scenario's side
+    # transforaminal: the foramen below the upper vertebra's pedicle, on the scenario's side
     "lumbar_transforaminal": ("L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1"),
+    "cervical_transforaminal": ("C3-C4", "C4-C5", "C5-C6", "C6-C7", "C7-T1"),
+    "thoracic_transforaminal": ("T1-T2", "T2-T3", "T3-T4", "T4-T5", "T5-T6", "T6-T7", "T7-T8", "T8-T9", "T9-T10",
+                                "T10-T11", "T11-T12"),
+    "s1_transforaminal": ("S1",),
+    # the lower third of the joint on the scenario's side
+    "sacroiliac_joint": ("inferior_joint",),
+    # the nerve: the Ln medial branch is blocked on the L(n+1) transverse process; L5 is the L5
+    # dorsal ramus in the groove between the sacral ala and the S1 superior articular process
+    "lumbar_medial_branch": ("L1", "L2", "L3", "L4", "L5"),
+    # the nerve: C3-C7 medial branches on their articular pillars; TON the third occipital nerve
+    "cervical_medial_branch": ("TON", "C3", "C4", "C5", "C6", "C7"),
+    "lumbar_facet": ("L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1"),
+    "cervical_facet": ("C2-C3", "C3-C4", "C4-C5", "C5-C6", "C6-C7", "C7-T1"),
 }
+#: How each procedure is done (reference 3): prone, except the neck's lateral approaches (cervical
+#: transforaminal supine or in lateral decubitus; cervical medial branch and facet also prone).
+_DECUBITUS = ("left_lateral_decubitus", "right_lateral_decubitus")
+PROCEDURE_POSITIONS = {procedure: ("prone",) for procedure in PROCEDURE_LEVELS}
+PROCEDURE_POSITIONS["cervical_transforaminal"] = ("supine", *_DECUBITUS)
+PROCEDURE_POSITIONS["cervical_medial_branch"] = ("prone", "supine", *_DECUBITUS)
+PROCEDURE_POSITIONS["cervical_facet"] = ("prone", *_DECUBITUS)
+#: Procedures done on one side (the scenario's ``side`` must be left or right).
+SIDED = ("lumbar_transforaminal", "cervical_transforaminal", "thoracic_transforaminal", "s1_transforaminal",
+         "sacroiliac_joint", "lumbar_medial_branch", "cervical_medial_branch", "lumbar_facet", "cervical_facet")
 PROCEDURES = tuple(PROCEDURE_LEVELS)
-INTERSPACES = tuple(level for levels in PROCEDURE_LEVELS.values() for level in levels if "-" in level)
+TARGET_LEVELS = tuple(dict.fromkeys(level for levels in PROCEDURE_LEVELS.values() for level in levels))
 
 
 class _Strict(BaseModel):
@@ -114,6 +137,8 @@ class LimitsSection(_Strict):
     time_s: float = Field(default=900.0, gt=0.0)
     images: int = Field(default=60, ge=0)
     contrast_ml: float = Field(default=5.0, gt=0.0, le=20.0)
+    #: What the drug syringes hold in all (local anaesthetic, steroid, saline), mL.
+    injectate_ml: float = Field(default=20.0, gt=0.0, le=30.0)
 
 
 class ScoringSection(_Strict):
@@ -129,12 +154,12 @@ class Scenario(_Strict):
     id: str = Field(min_length=1, pattern=r"^[a-z0-9_\-]+$")
     title: str = Field(min_length=1)
     brief: str = ""
-    procedure: Literal["lumbar_interlaminar", "cervical_interlaminar", "caudal", "lumbar_transforaminal"]
-    target_level: Literal["C6-C7", "C7-T1", "L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1", "sacral_hiatus"]
+    procedure: Literal[PROCEDURES]
+    target_level: Literal[TARGET_LEVELS]
     approach: Literal["midline", "paramedian"] = "midline"
     side: Literal["midline", "left", "right"] = "midline"
     guidance: Literal["fluoroscopy", "landmark"]
-    patient_position: Literal["prone"] = "prone"
+    patient_position: Literal["prone", "supine", "left_lateral_decubitus", "right_lateral_decubitus"] = "prone"
     patient: PatientSection = PatientSection()
     needle: NeedleSection = NeedleSection()
     anatomy: AnatomySection = AnatomySection()
@@ -159,9 +184,17 @@ class Scenario(_Strict):
         return self
 
     @model_validator(mode="after")
-    def _transforaminal_has_a_side(self):
-        if self.procedure.endswith("transforaminal") and self.side == "midline":
-            raise ValueError("side: a transforaminal injection needs side = 'left' or 'right'")
+    def _sided_procedure_has_a_side(self):
+        if self.procedure in SIDED and self.side == "midline":
+            raise ValueError(f"side: {self.procedure} is done on one side: side = 'left' or 'right'")
+        return self
+
+    @model_validator(mode="after")
+    def _position_fits_procedure(self):
+        allowed = PROCEDURE_POSITIONS[self.procedure]
+        if self.patient_position not in allowed:
+            raise ValueError(f"patient_position: {self.procedure} is done {' or '.join(allowed)}, "
+                             f"not {self.patient_position}")
         return self
 
     @model_validator(mode="after")
@@ -169,3 +202,16 @@ class Scenario(_Strict):
         if self.approach == "paramedian" and self.side == "midline":
             raise ValueError("side: a paramedian approach needs side = 'left' or 'right'")
         return self
+
+
+def json_schema() -> dict:
+    """The scenario file's JSON Schema (draft 2020-12), for editors that check TOML against one
+    (Taplo, Even Better TOML: ``#:schema ./scenario.schema.json`` on a file's first line)."""
+    schema = Scenario.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "SpineSim scenario"
+    schema["description"] = ("One SpineSim training case (a TOML file). The procedures' allowed target levels and "
+                             "patient positions, checked on loading: " + "; ".join(
+                                 f"{p}: {', '.join(levels)} ({' or '.join(PROCEDURE_POSITIONS[p])})"
+                                 for p, levels in PROCEDURE_LEVELS.items()))
+    return schema

@@ -12,6 +12,7 @@ import pyvista as pv
 
 from simulator.anatomy.meshes import Mesh
 from simulator.imaging.carm import projection_for
+from simulator.imaging.views import room_up
 
 #: Colours of the structure groups (colour-blind safe: danger structures differ in lightness and
 #: hue from the target, never only red/green).
@@ -21,7 +22,14 @@ GROUP_COLOURS = {
     "ligament": (240, 205, 60),
     "neural": (110, 160, 235),
     "joint": (120, 200, 255),
+    # danger structures shown at the debrief: vessels magenta, organs (pleura and lung, kidney,
+    # rectum, airway) lilac and translucent
+    "vessel": (205, 60, 165),
+    "organ": (175, 150, 225),
 }
+#: What the debrief's colours mean (shown in the 3D view).
+DEBRIEF_LEGEND = ("Target zone: green cloud.  Danger: dura, cord and roots blue; vessels magenta; "
+                  "organs lilac; disc teal.  Needle path: pink.")
 SKIN_COLOUR = (222, 178, 150)
 NEEDLE_COLOUR = (60, 60, 70)
 PATH_COLOUR = (230, 80, 200)
@@ -59,11 +67,7 @@ class SpineScene:
     def _build(self) -> None:
         pl = self.plotter
         pl.set_background((32, 36, 44), top=(78, 88, 104))
-        grid = self.sim.anatomy.grid
-        lo, hi = grid.lo_mm, grid.hi_mm
-        # table: under the patient's front (the patient lies prone)
-        table = pv.Box(bounds=(lo[0] - 120.0, hi[0] + 120.0, hi[1] - 5.0, hi[1] + 35.0, lo[2] - 700.0, hi[2] + 800.0))
-        pl.add_mesh(table, color=(70, 76, 86), pickable=False, name="table")
+        pl.add_mesh(self._table(), color=(70, 76, 86), pickable=False, name="table")
         for name, mesh in self.meshes.items():
             if name == "skin":
                 continue
@@ -81,19 +85,41 @@ class SpineScene:
             self.update_carm()
         self.reset_camera()
 
-    def reset_camera(self) -> None:
-        """The operator's view: standing at the patient's left, looking at the back."""
+    def _room(self) -> tuple[np.ndarray, np.ndarray]:
+        """The room's up and the operator's side, in the patient's frame, for the scenario's
+        patient position (prone: up is the back; supine: the front; decubitus: a flank)."""
+        up = room_up(self.sim.scenario.patient_position)
+        # the operator stands at the patient's left, or behind a patient lying on a side
+        side = np.array([-1.0, 0.0, 0.0]) if abs(up[0]) < 0.5 else np.array([0.0, -1.0, 0.0])
+        return up, side
+
+    def _table(self) -> pv.PolyData:
+        """The table top under the patient: under the front when prone, under the back when supine,
+        under a flank in lateral decubitus."""
+        grid = self.sim.anatomy.grid
+        lo, hi = np.asarray(grid.lo_mm, float), np.asarray(grid.hi_mm, float)
+        up, _ = self._room()
+        axis = int(np.argmax(np.abs(up)))
+        bounds = [[lo[0] - 120.0, hi[0] + 120.0], [lo[1] - 120.0, hi[1] + 120.0], [lo[2] - 700.0, hi[2] + 800.0]]
+        under = lo[axis] if up[axis] > 0 else hi[axis]  # the body's side facing the floor
+        thickness = 40.0 * (-1.0 if up[axis] > 0 else 1.0)
+        bounds[axis] = sorted([under + 5.0 * np.sign(up[axis]), under + thickness])
+        return pv.Box(bounds=[v for pair in bounds for v in pair])
+
+    def _camera(self, distance_mm: float, caudal_mm: float) -> None:
         centre = np.asarray(self.sim.carm_pose.isocentre_mm, float)
-        pos = centre + np.array([-900.0, -950.0, -380.0])
-        self.plotter.camera_position = [tuple(pos), tuple(centre), (0.0, -1.0, 0.0)]
+        up, side = self._room()
+        pos = centre + distance_mm * (up + 0.95 * side) - caudal_mm * np.array([0.0, 0.0, 1.0])
+        self.plotter.camera_position = [tuple(pos), tuple(centre), tuple(-side if abs(up[2]) > 0.9 else up)]
         self.plotter.camera.view_angle = 30.0
 
+    def reset_camera(self) -> None:
+        """The operator's view: standing beside the table, looking at the side the needle enters."""
+        self._camera(950.0, 380.0)
+
     def close_up_camera(self) -> None:
-        """A close view of the spine at the target, from behind and to the left (debrief)."""
-        centre = np.asarray(self.sim.carm_pose.isocentre_mm, float)
-        pos = centre + np.array([-170.0, -230.0, -60.0])
-        self.plotter.camera_position = [tuple(pos), tuple(centre), (0.0, -1.0, 0.0)]
-        self.plotter.camera.view_angle = 30.0
+        """A close view of the spine at the target, from the operator's side (debrief)."""
+        self._camera(230.0, 60.0)
 
     # -------------------------------------------------------------------- updates
     def set_spine_visible(self, visible: bool) -> None:
@@ -191,6 +217,14 @@ class SpineScene:
     def reveal(self, target_interspace: str | None = None) -> None:
         """The debrief view: spine revealed, needle path drawn, the target zone shown."""
         self.set_spine_visible(True)
+        for name, actor in self._structure_actors.items():
+            group = self.meshes[name].group
+            if group in ("vessel", "organ", "joint"):
+                actor.SetVisibility(True)
+                if group == "organ":
+                    actor.GetProperty().SetOpacity(0.35)
+        self.plotter.add_text(DEBRIEF_LEGEND, position="lower_left", font_size=9, color=(235, 235, 235),
+                              name="debrief_legend")
         path = self.sim.tip_path
         if len(path) >= 2:
             line = pv.lines_from_points(np.asarray(path))

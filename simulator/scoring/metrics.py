@@ -179,6 +179,20 @@ class LateralWithNeedle(Metric):
         return 1.0 if self._ok else 0.0
 
 
+class ApWithNeedle(LateralWithNeedle):
+    """1 if an AP image (|oblique| < 15 degrees) was taken with the needle past the skin."""
+
+    id = "ap_with_needle"
+    description = "an AP image with the needle in"
+
+    def update(self, event: Event) -> None:
+        if event.kind == "image_acquired":
+            if self._depth_mm > 5.0 and abs(float(event.data.get("oblique_deg", 0.0))) < 15.0:
+                self._ok = True
+        else:
+            super().update(event)
+
+
 class LiveContrast(Metric):
     """1 if contrast went in while fluoroscopy was on (live or subtracted)."""
 
@@ -218,6 +232,136 @@ class ContrastImaged(LiveContrast):
             self._ok = True
 
 
+class InjectateVolume(ContrastVolume):
+    """Drug (local anaesthetic, steroid, saline) injected, mL."""
+
+    id = "injectate_ml"
+    description = "drug injected (local anaesthetic, steroid, saline)"
+
+    def update(self, event: Event) -> None:
+        if event.kind == "drug_injected":
+            self._ml += float(event.data.get("volume_ml", 0.0))
+
+
+class ParticulateSteroid(Metric):
+    """Injections of a particulate steroid."""
+
+    id = "particulate_steroid"
+    unit = "count"
+    description = "injections of a particulate steroid"
+
+    def __init__(self):
+        self._n = 0
+
+    def update(self, event: Event) -> None:
+        if event.kind == "drug_injected" and event.data.get("particulate"):
+            self._n += 1
+
+    def value(self) -> float:
+        return float(self._n)
+
+
+class ContrastNotLive(ParticulateSteroid):
+    """Contrast injections made without live fluoroscopy (or subtraction) running."""
+
+    id = "contrast_not_live"
+    description = "contrast injections without live fluoroscopy"
+
+    def __init__(self):
+        super().__init__()
+        self._live = False
+
+    def update(self, event: Event) -> None:
+        if event.kind in ("fluoroscopy_started", "fluoroscopy_stopped"):
+            self._live = event.kind == "fluoroscopy_started"
+        elif event.kind == "contrast_injected" and not self._live:
+            self._n += 1
+
+
+class DrugBeforeContrast(ParticulateSteroid):
+    """Drug injections given before any contrast had confirmed where the tip was."""
+
+    id = "drug_before_contrast"
+    description = "drug injected with no contrast before it"
+
+    def __init__(self):
+        super().__init__()
+        self._contrast = False
+
+    def update(self, event: Event) -> None:
+        if event.kind == "contrast_injected":
+            self._contrast = True
+        elif event.kind == "drug_injected" and not self._contrast:
+            self._n += 1
+
+
+#: Contrast patterns after which the needle must be moved before anything more is injected
+#: (reference 3.13, rule 5).
+BAD_COMPARTMENTS = ("intrathecal", "subdural", "venous", "arterial")
+
+
+def bad_pattern(event: Event) -> bool:
+    """Whether a ``contrast_injected`` event showed a vascular, intrathecal or subdural pattern."""
+    return event.data.get("vascular") is not None or event.data.get("compartment") in BAD_COMPARTMENTS
+
+
+class ContinuedAfterBadPattern(ParticulateSteroid):
+    """Drug injections made after a vascular, intrathecal or subdural contrast pattern without the
+    needle being moved in between."""
+
+    id = "continued_after_bad_pattern"
+    description = "drug injected after a vascular or intrathecal pattern without repositioning"
+
+    def __init__(self):
+        super().__init__()
+        self._bad = False
+
+    def update(self, event: Event) -> None:
+        if event.kind == "contrast_injected":
+            self._bad = bad_pattern(event)
+        elif event.kind in ("needle_advanced", "needle_withdrawn", "needle_redirected", "entry_set"):
+            self._bad = False
+        elif event.kind == "drug_injected" and self._bad:
+            self._n += 1
+
+
+#: Closest approaches further than this are not near misses (the search's reach), mm.
+NEAR_MISS_REACH_MM = 5.0
+
+
+class ClosestApproach(Metric):
+    """The closest the needle's track came to one danger structure over the whole attempt, mm (0:
+    it went in; :data:`NEAR_MISS_REACH_MM`: nothing nearer)."""
+
+    unit = "mm"
+
+    def __init__(self, group: str):
+        self.group = group
+        self.id = f"closest_{group}_mm"
+        self.description = f"closest approach to the {group.replace('_', ' ')}"
+        self._mm = NEAR_MISS_REACH_MM
+
+    def update(self, event: Event) -> None:
+        if event.kind == "needle_advanced":
+            self._mm = min(self._mm, float(event.data.get("danger_mm", {}).get(self.group, NEAR_MISS_REACH_MM)))
+
+    def value(self) -> float:
+        return self._mm
+
+
+#: The danger structures whose closest approach is kept (the simulation measures it along the
+#: needle's track), by the tissues each is made of.
+DANGER_STRUCTURES = {
+    "dura": ("dura", "csf", "spinal_cord", "cauda_equina"),
+    "nerve_root": ("nerve_root",),
+    "artery": ("vertebral_artery", "radicular_artery", "carotid_artery"),
+    "vein": ("epidural_vein", "jugular_vein"),
+    "disc": ("disc_annulus", "disc_nucleus"),
+    "pleura": ("pleura", "lung"),
+    "organ": ("kidney", "rectum", "airway", "presacral_space"),
+}
+
+
 def standard_metrics() -> list[Metric]:
     """The metrics every attempt is scored with."""
     return [
@@ -236,6 +380,13 @@ def standard_metrics() -> list[Metric]:
         LevelConfirmedOnAp(),
         DepthCheckedBeforeLigamentumFlavum(),
         LateralWithNeedle(),
+        ApWithNeedle(),
         LiveContrast(),
         ContrastImaged(),
+        InjectateVolume(),
+        ParticulateSteroid(),
+        ContrastNotLive(),
+        DrugBeforeContrast(),
+        ContinuedAfterBadPattern(),
+        *(ClosestApproach(group) for group in DANGER_STRUCTURES),
     ]

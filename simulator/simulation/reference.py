@@ -11,6 +11,8 @@ the same loss-of-resistance technique.
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from simulator.anatomy.tissues import tissue_table
@@ -18,9 +20,11 @@ from simulator.geometry import frames
 from simulator.imaging.views import squaring_tilt_deg, standard_views
 from simulator.needle.needle import Needle
 from simulator.procedures import caudal
+from simulator.procedures.anchored import ON_BONE, AnchoredProcedure
 from simulator.procedures import lumbar_interlaminar as procedure
 from simulator.errors import CommandRefused, SpineSimError
 from simulator.protocol import commands as cmd
+from simulator.scoring.metrics import bad_pattern
 from simulator.simulation.simulation import Simulation
 
 
@@ -89,6 +93,8 @@ def run_reference(sim: Simulation, finish: bool = True) -> Simulation:
         return _caudal(sim, finish)
     if sim.scenario.procedure == "lumbar_transforaminal":
         return _lumbar_transforaminal(sim, finish)
+    if isinstance(sim.procedure, AnchoredProcedure):
+        return _anchored(sim, finish)
     anatomy = sim.anatomy
     interspace = sim.scenario.target_level
     target = anatomy.landmark(f"{interspace}.epidural_target")
@@ -133,10 +139,8 @@ def run_reference(sim: Simulation, finish: bool = True) -> Simulation:
         sim.apply(cmd.MoveCArm(oblique_deg=90.0, tilt_deg=0.0, isocentre_mm=iso))
         sim.apply(cmd.AcquireImage())
     _advance_to_loss(sim, total, total + 8.0)
-    if fluoro:
-        # contrast confirms the epidural spread (there is nothing to see it with in landmark mode)
-        sim.apply(cmd.InjectContrast(volume_ml=1.5))
-        sim.apply(cmd.AcquireImage())
+    # contrast confirms the epidural spread (there is nothing to see it with in landmark mode)
+    if _contrast_then_drug(sim, 1.5, live_s=None) and fluoro:
         sim.apply(cmd.MoveCArm(oblique_deg=0.0, tilt_deg=tilt, isocentre_mm=iso))
         sim.apply(cmd.AcquireImage())
     if finish:
@@ -184,10 +188,7 @@ def _caudal(sim: Simulation, finish: bool) -> Simulation:
     sim.apply(cmd.Aspirate())
     if fluoro:
         sim.apply(cmd.MoveCArm(oblique_deg=0.0, tilt_deg=0.0, isocentre_mm=iso))
-        sim.apply(cmd.FluoroscopyOn(pulse_rate_pps=7.5))
-        sim.apply(cmd.InjectContrast(volume_ml=3.0))
-        sim.apply(cmd.FluoroscopyOff(), t_s=sim.t_s + 6.0)
-        sim.apply(cmd.AcquireImage())
+    _contrast_then_drug(sim, 3.0, live_s=6.0)
     if finish:
         sim.apply(cmd.Finish())
     return sim
@@ -213,12 +214,16 @@ def _plan_caudal(sim: Simulation):
                             "epidural_fat", _ROLLS_SIDEWAYS)
 
 
-def _plan_with_probe(sim: Simulation, plans, end_in: str, rolls, avoid: tuple[str, ...] = ()):
+def _plan_with_probe(sim: Simulation, plans, end_in, rolls, avoid: tuple[str, ...] = (), beyond_mm: float = 0.0):
     """The expert plans with the needle in hand: over ``plans`` (target, its candidate lines), the
     first line for which the needle, its bevel turned and aimed against its drift (tried on a
-    probe), ends in ``end_in`` with no bone (nor any tissue of ``avoid``) on the way. Returns
-    (entry, direction, depth, (roll, cranial, right)); the first line found, unaimed, if none will
-    do."""
+    probe), ends well (in tissue ``end_in``, or where ``end_in(probe, target)`` says) with
+    no bone (nor any tissue of ``avoid``) on the way. The probe goes ``beyond_mm`` past the target
+    (onto the bone of a target on bone). Returns (entry, direction, depth, (roll, cranial, right));
+    the first line found, unaimed, if none will do."""
+    if isinstance(end_in, str):
+        tissue = end_in
+        end_in = lambda probe, target: not probe.on_bone and probe.tip_tissue() == tissue  # noqa: E731
     anatomy, spec = sim.anatomy, sim.needle.spec
     table = tissue_table()
     blocked = table.is_bone.copy()
@@ -227,25 +232,107 @@ def _plan_with_probe(sim: Simulation, plans, end_in: str, rolls, avoid: tuple[st
     first = None
     for target, lines in plans:
         for entry, direction in lines:
-            total = float(np.linalg.norm(target - entry))
+            total = float(np.linalg.norm(target - entry)) + beyond_mm
             first = first or (entry, direction, total, (0.0, 0.0, 0.0))
             drift_deg = float(np.degrees(0.5 * Needle(spec, anatomy.tissue_at).curvature_per_mm * total))
             for scale in (1.0, 0.5, 1.5):
-                for roll, (cranial, right) in rolls:
+                for roll, (cranial, right) in rolls or _MEASURED_ROLLS:
+                    if rolls is None:
+                        aim = tuple(scale * v for v in _aim_against_drift(spec, entry, direction, roll, total))
+                    else:
+                        aim = (cranial * drift_deg * scale, right * drift_deg * scale)
                     probe = Needle(spec, anatomy.tissue_at)
                     probe.set_entry(entry, direction)
                     probe.rotate_bevel(roll)
-                    aim = (cranial * drift_deg * scale, right * drift_deg * scale)
                     probe.redirect(*aim)
                     while probe.depth_mm < total - 0.05 and not probe.on_bone:
                         if probe.advance(min(2.0, total - probe.depth_mm)).moved_mm == 0.0:
                             break
-                    if (not probe.on_bone and not blocked[probe.shaft_tissue_ids()].any()
-                            and probe.tip_tissue() == end_in):
+                    if not blocked[probe.shaft_tissue_ids()].any() and end_in(probe, target):
                         return entry, direction, total, (roll, *aim)
     if first is None:
         raise SpineSimError("no clear needle path to the target for this patient")
     return first
+
+
+def _contrast_then_drug(sim: Simulation, volume_ml: float, live_s: float | None) -> bool:
+    """Contrast (under live fluoroscopy for ``live_s`` seconds, or a spot injection and an image),
+    read as an expert reads it: on a vascular, intrathecal or subdural pattern, move the needle a
+    little and inject again (up to three times; reference 3.13, rule 5); then the procedure's
+    drugs. In landmark mode, the drugs after the aspiration. Returns whether the drugs went in."""
+    if sim.guidance == "fluoroscopy":
+        for attempt in range(3):
+            try:
+                if live_s:
+                    sim.apply(cmd.FluoroscopyOn(pulse_rate_pps=7.5))
+                events = sim.apply(cmd.InjectContrast(volume_ml=volume_ml))
+            except CommandRefused:
+                return False  # the scenario's contrast is used up: an expert stops
+            finally:
+                if sim.fluoroscopy_on:
+                    sim.apply(cmd.FluoroscopyOff(), t_s=sim.t_s + (live_s or 0.0))
+            sim.apply(cmd.AcquireImage())
+            if not any(e.kind == "contrast_injected" and bad_pattern(e) for e in events):
+                break
+            if attempt == 2 or not _reposition(sim):
+                return False
+    for drug_id, ml in sim.procedure.expert_injectate:
+        sim.apply(cmd.InjectDrug(drug_id=drug_id, volume_ml=ml))
+    return True
+
+
+def _reposition(sim: Simulation) -> bool:
+    """Back the tip off 2 mm, turn it by a degree and go back in: a new spot a millimetre or two
+    away (the expert's answer to a vascular pattern), kept only if the images still show the tip
+    on target (else turned back and another way tried)."""
+    def on_target() -> bool:
+        needle = sim.needle
+        return sim.procedure.classify(sim.anatomy, needle.tip_mm, sim.scenario, False,
+                                      needle.tip_tissue_id()).outcome == "success"
+
+    def move(cranial: float, right: float) -> bool:
+        sim.apply(cmd.Withdraw(distance_mm=2.0))
+        try:
+            sim.apply(cmd.Redirect(cranial_deg=cranial, right_deg=right))
+        except CommandRefused:
+            sim.apply(cmd.Advance(distance_mm=2.0))
+            return False
+        sim.apply(cmd.Advance(distance_mm=2.0))
+        return True
+
+    for cranial, right in ((1.0, 0.0), (-1.0, 0.0), (0.0, 1.0), (0.0, -1.0)):
+        if move(cranial, right):
+            if on_target():
+                return True
+            move(-cranial, -right)
+    return False
+
+
+#: Bevel rolls tried when the aim is measured (:func:`_aim_against_drift`).
+_MEASURED_ROLLS = tuple((roll, (0.0, 0.0)) for roll in (0.0, 180.0, 90.0, 270.0))
+
+
+def _aim_against_drift(spec, entry: np.ndarray, direction: np.ndarray, roll_deg: float,
+                       depth_mm: float) -> tuple[float, float]:
+    """The (cranial, right) redirection that brings the tip of a needle curving with its bevel at
+    ``roll_deg`` back onto the straight line's end at ``depth_mm``: its drift measured in uniform
+    tissue (as an expert knows how far a needle bends over a length), and the tip's response to a
+    degree of each redirection, solved for the drift's opposite."""
+    muscle = tissue_table().id("muscle")
+
+    def tip_after(cranial: float, right: float) -> np.ndarray:
+        free = Needle(spec, lambda points: np.full(len(points), muscle, np.int64))
+        free.set_entry(entry, direction)
+        free.rotate_bevel(roll_deg)
+        free.redirect(cranial, right)
+        free.advance(depth_mm)
+        return free.tip_mm
+
+    straight_end = entry + depth_mm * frames.unit(direction)
+    drift = tip_after(0.0, 0.0) - straight_end
+    response = np.stack([tip_after(1.0, 0.0), tip_after(0.0, 1.0)], axis=1) - (straight_end + drift)[:, None]
+    aim, *_ = np.linalg.lstsq(response, -drift, rcond=None)
+    return float(aim[0]), float(aim[1])
 
 
 def _lumbar_transforaminal(sim: Simulation, finish: bool) -> Simulation:
@@ -267,7 +354,7 @@ def _lumbar_transforaminal(sim: Simulation, finish: bool) -> Simulation:
         sim.apply(cmd.MoveCArm(oblique_deg=oblique[0], tilt_deg=oblique[1], isocentre_mm=iso))
         sim.apply(cmd.AcquireImage())
     total = _enter_as_planned(sim, _plan_with_probe(
-        sim, [(target, transforaminal.expert_lines(anatomy, target, side))], "epidural_fat", _ROLLS,
+        sim, [(target, transforaminal.expert_lines(anatomy, target, side))], "epidural_fat", None,
         avoid=("nerve_root", "dura", "disc_annulus")))
     while sim.needle.depth_mm < total - 0.05:
         events = sim.apply(cmd.Advance(distance_mm=min(3.0, total - sim.needle.depth_mm)))
@@ -276,10 +363,60 @@ def _lumbar_transforaminal(sim: Simulation, finish: bool) -> Simulation:
     sim.apply(cmd.MoveCArm(oblique_deg=90.0, tilt_deg=ap[1], isocentre_mm=iso))
     sim.apply(cmd.AcquireImage())
     sim.apply(cmd.MoveCArm(oblique_deg=ap[0], tilt_deg=ap[1], isocentre_mm=iso))
-    sim.apply(cmd.FluoroscopyOn(pulse_rate_pps=7.5))
-    sim.apply(cmd.InjectContrast(volume_ml=1.0))
-    sim.apply(cmd.FluoroscopyOff(), t_s=sim.t_s + 4.0)
-    sim.apply(cmd.AcquireImage())
+    _contrast_then_drug(sim, 1.0, live_s=4.0)
+    if finish:
+        sim.apply(cmd.Finish())
+    return sim
+
+
+def _anchored(sim: Simulation, finish: bool) -> Simulation:
+    """Joints, medial branches and the other foramina (reference 3.5-3.11): the level on AP and the
+    procedure's trajectory view; palpation of the level in landmark mode; in along the planned
+    line onto bone or into the joint or foramen; the check view; aspiration; contrast under live
+    fluoroscopy; an image of it."""
+    anatomy, sc, proc = sim.anatomy, sim.scenario, sim.procedure
+    side = sc.side if sc.side != "midline" else "right"
+    views = standard_views(anatomy, sc.procedure, proc.views_interspace(sc.target_level), side)
+    iso = tuple(float(v) for v in proc.centre_point(anatomy, sc))
+    fluoro = sim.guidance == "fluoroscopy"
+
+    def image(view: str) -> None:
+        if view in views:
+            oblique, tilt = views[view]
+            sim.apply(cmd.MoveCArm(oblique_deg=oblique, tilt_deg=tilt, isocentre_mm=iso))
+            sim.apply(cmd.AcquireImage())
+
+    if fluoro:
+        for view in proc.planning_views:
+            image(view)
+    else:
+        for name in proc.palpation_landmarks(sc):
+            point = anatomy.skin_point_behind(anatomy.landmark(name))
+            sim.apply(cmd.Palpate(point_mm=tuple(float(v) for v in point)))
+    on_bone = proc.zone_tissues == (ON_BONE,)
+
+    def ends_in_zone(probe: Needle, target: np.ndarray) -> bool:
+        # well inside the zone, not on its edge: a vascular pattern may need the tip moved a little
+        if float(np.linalg.norm(probe.tip_mm - target)) > max(3.0, 0.5 * proc.zone_radius_mm):
+            return False
+        return proc.classify(anatomy, probe.tip_mm, sc, False, probe.tip_tissue_id()).outcome == "success"
+
+    # a few lines to each of a few points: an expert re-aims rather than searching every angle
+    plans = [(point, itertools.islice(proc.expert_lines(anatomy, sc, point), 6))
+             for point in proc.expert_targets(anatomy, sc)[:12]]
+    total = _enter_as_planned(sim, _plan_with_probe(sim, plans,
+                                                    ends_in_zone, None, avoid=proc.avoid,
+                                                    beyond_mm=3.0 if on_bone else 0.0))
+    while sim.needle.depth_mm < total - 0.05:
+        events = sim.apply(cmd.Advance(distance_mm=min(2.0, total - sim.needle.depth_mm)))
+        if any(e.kind in ("bone_contacted", "needle_length_exhausted", "paraesthesia") for e in events):
+            break
+    if fluoro:
+        image(proc.check_view)
+    sim.apply(cmd.Aspirate())
+    if fluoro:
+        image(proc.contrast_view)
+    _contrast_then_drug(sim, proc.contrast_ml, live_s=3.0)
     if finish:
         sim.apply(cmd.Finish())
     return sim

@@ -15,6 +15,7 @@ from typing import Callable
 import numpy as np
 
 from simulator.anatomy.anatomy import Anatomy, anatomy_for_scenario
+from simulator.anatomy.search import closest_approach
 from simulator.anatomy.tissues import tissue_table
 from simulator.errors import CommandRefused, SpineSimError
 from simulator.geometry import frames
@@ -29,13 +30,14 @@ from simulator.needle.needle import Needle
 from simulator.needle import resistance
 from simulator.needle.resistance import HIGH_MMHG, LOSS_MMHG, advance_feel, lor_reading
 from simulator.needle.spec import needle_spec
+from simulator.procedures.drugs import drug_catalogue
 from simulator.procedures.registry import procedure_for
 from simulator.protocol import commands as cmd
 from simulator.protocol.events import Event
 from simulator.records.attempt_file import AttemptRecord, AttemptWriter, TimedCommand, make_header
 from simulator.scenario.loader import LoadedScenario
 from simulator.simulation.palpation import PalpationFinding, palpate_point
-from simulator.scoring.metrics import standard_metrics
+from simulator.scoring.metrics import DANGER_STRUCTURES, standard_metrics
 from simulator.scoring.scorecard import Scorecard, score_attempt
 
 #: Seconds a command takes when a script gives no time (typical hand speeds).
@@ -43,7 +45,7 @@ NOMINAL_SECONDS = {
     "set_entry": 6.0, "advance": 0.6, "withdraw": 0.4, "redirect": 2.0, "move_carm": 5.0,
     "acquire_image": 2.0, "test_loss_of_resistance": 2.0, "inject_contrast": 4.0, "palpate": 3.0,
     "set_spine_visible": 1.0, "finish": 1.0, "rotate_bevel": 1.5, "bend_tip": 5.0, "attach_syringe": 4.0,
-    "detach_syringe": 2.0, "aspirate": 3.0, "choose_needle": 5.0,
+    "detach_syringe": 2.0, "aspirate": 3.0, "choose_needle": 5.0, "inject_drug": 8.0,
     "fluoroscopy_on": 0.2, "fluoroscopy_off": 1.0, "collimate": 1.0, "magnify": 1.0,
 }
 #: Tissues whose entry is announced as "ligament entered" (the hands feel the change to firm).
@@ -51,6 +53,7 @@ LIGAMENTS = ("supraspinous_ligament", "interspinous_ligament", "ligamentum_flavu
 FLAVUM_ID = tissue_table().id("ligamentum_flavum")
 #: Tissues a touch of which gives a paraesthesia.
 NEURAL = ("nerve_root", "spinal_cord", "cauda_equina")
+_DANGER_IDS = {name: np.array([tissue_table().id(t) for t in tissues]) for name, tissues in DANGER_STRUCTURES.items()}
 #: A pass starts when the needle goes forward from within this depth of the skin.
 PASS_RESTART_DEPTH_MM = 5.0
 
@@ -83,6 +86,7 @@ class Simulation:
         self.image_size_px = image_size_px
         self._fluoroscope: Fluoroscope | None = None
         self.contrast = contrast_mod.ContrastField()
+        self.injectate_ml = 0.0
         self.images: list[XRayImage] = []
         self.dose = dose_mod.DoseTally()
         self.field_mm = DETECTOR_SIZE_MM  # the iris's field at the detector
@@ -242,9 +246,12 @@ class Simulation:
             force_n = resistance.advancing_force_n(tip_id, self.needle.shaft_tissue_ids(), 0.1, spec.tip,
                                                    spec.outer_diameter_mm, speed, layer_mm)
             self.force_trace.append((self.t_s, self.needle.depth_mm, round(force_n, 3)))
+        # the track just covered, every millimetre, for the closest approach to each danger structure
+        track = [self.needle.point_at_depth(d) for d in np.arange(self.needle.depth_mm, before, -1.0)]
+        near = closest_approach(self.anatomy.tissue_at, track, _DANGER_IDS) if track else {}
         self._emit("needle_advanced", depth_mm=round(self.needle.depth_mm, 2), tip_mm=_list(self.needle.tip_mm),
                    tissue=self.needle.tip_tissue(), requested_mm=c.distance_mm, moved_mm=round(step.moved_mm, 3),
-                   force_n=round(force_n, 2))
+                   force_n=round(force_n, 2), danger_mm=near)
         if step.bone_contact:
             self._emit("bone_contacted", depth_mm=round(self.needle.depth_mm, 2), tip_mm=_list(self.needle.tip_mm))
         if step.length_exhausted:
@@ -469,6 +476,21 @@ class Simulation:
         self.contrast.vessels += done.vessels
         self.contrast.total_ml = total
         self._emit("contrast_injected", volume_ml=c.volume_ml, total_ml=round(total, 3), **done.report)
+
+    def _do_inject_drug(self, c: cmd.InjectDrug) -> None:
+        if not self.needle.inserted or self.needle.depth_mm <= 0.0:
+            raise CommandRefused("the needle is not in the patient")
+        drug = drug_catalogue().get(c.drug_id)
+        if drug is None:
+            raise CommandRefused(f"unknown drug '{c.drug_id}' (known: {', '.join(sorted(drug_catalogue()))})")
+        total = self.injectate_ml + c.volume_ml
+        if total > self.scenario.limits.injectate_ml + 1e-9:
+            raise CommandRefused(f"the scenario allows {self.scenario.limits.injectate_ml} mL of injectate")
+        self.injectate_ml = total
+        tissue = self.needle.tip_tissue()
+        self._emit("drug_injected", drug_id=drug.id, drug_kind=drug.kind, particulate=drug.particulate,
+                   volume_ml=c.volume_ml, total_ml=round(total, 3), tissue=tissue,
+                   category=tissue_table()[self.needle.tip_tissue_id()].category)
 
     def _do_palpate(self, c: cmd.Palpate) -> None:
         finding = self.palpate(np.asarray(c.point_mm, float))
