@@ -267,3 +267,39 @@ def test_landmark_mode_syringe_force_aspiration_and_bevel_by_keyboard(make_windo
     assert sim.needle.bevel_roll_deg == 90.0
     _press(qtbot, window, Qt.Key.Key_Y)
     assert sim.syringe is None
+
+
+def test_the_drug_syringe_and_the_scenario_picker(make_window, qtbot):
+    """D injects the chosen drug and volume (logged by name); Ctrl+O's picker lists every shipped
+    scenario by procedure with its brief, and a choice closes the window with the case to open
+    next."""
+    from simulator.scenario.loader import builtin_scenarios
+
+    window = make_window(LANDMARK)
+    sim = window.sim
+    anatomy = sim.anatomy
+    from simulator.procedures.lumbar_interlaminar import clear_path_entry
+    from simulator.protocol import commands as cmd
+
+    target = anatomy.landmark("L4-L5.epidural_target")
+    entry, direction = clear_path_entry(anatomy, target, 0.0)
+    assert window.execute(cmd.SetEntry(point_mm=tuple(float(v) for v in entry),
+                                       direction=tuple(float(v) for v in direction)))
+    _press(qtbot, window, Qt.Key.Key_Up, Qt.KeyboardModifier.ShiftModifier)
+    window.drug_choice.setCurrentIndex(window.drug_choice.findData("dexamethasone_10mg_ml"))
+    window.drug_ml.setValue(1.5)
+    _press(qtbot, window, Qt.Key.Key_D)
+    injected = [e for e in sim.events if e.kind == "drug_injected"]
+    assert len(injected) == 1 and injected[0].data["volume_ml"] == 1.5 and not injected[0].data["particulate"]
+    assert "Dexamethasone" in window.log.item(window.log.count() - 1).text()
+
+    from simulator.app.scenario_picker import ScenarioPicker
+
+    picker = ScenarioPicker(window, current=sim.scenario.id)
+    qtbot.addWidget(picker)
+    assert sorted(picker.names()) == sorted(builtin_scenarios())
+    assert picker.tree.topLevelItemCount() == 12  # every procedure
+    picker.select("sacroiliac_joint_right_fluoroscopy")
+    assert "sacroiliac" in picker.brief.toPlainText().lower()
+    picker._accept_item(picker.tree.currentItem())
+    assert picker.chosen == "sacroiliac_joint_right_fluoroscopy"

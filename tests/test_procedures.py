@@ -13,6 +13,7 @@ import pytest
 from simulator.anatomy.anatomy import build_anatomy
 from simulator.anatomy.tissues import tissue_table
 from simulator.geometry import frames
+from simulator.procedures.registry import procedure_for
 from simulator.protocol import commands as cmd
 from simulator.records.attempt_file import AttemptRecord
 from simulator.scenario.loader import load_scenario, parse_scenario
@@ -295,3 +296,19 @@ def test_an_unknown_drug_or_no_needle_is_refused_with_a_reason(isolated_user_fol
     run_reference(sim, finish=False)
     with pytest.raises(CommandRefused, match="unknown drug 'ketamine'"):
         sim.apply(cmd.InjectDrug(drug_id="ketamine", volume_ml=1.0))
+
+
+@pytest.mark.parametrize("name, fails", [
+    ("lumbar_facet_l4l5_right_landmark", True), ("cervical_transforaminal_c6c7_right_landmark", True),
+    ("lumbar_medial_branch_l3_right_landmark", True), ("sacroiliac_joint_right_landmark", False),
+    ("caudal_landmark", False), ("lumbar_interlaminar_l4l5_landmark", False),
+])
+def test_landmark_cases_fail_only_the_procedures_never_done_blind(isolated_user_folders, name, fails):
+    """Working without images is the premise of a landmark case where the technique is practised
+    (interlaminar, caudal, SIJ); for the others the case exists to show why it fails."""
+    from simulator.procedures.base import Placement
+
+    sc = load_scenario(name).scenario
+    placement = Placement("success", "epidural_fat", "epidural", sc.target_level, (0.0, 0.0, 0.0), 0.0)
+    said = procedure_for(sc.procedure).hard_fails({}, placement, sc)
+    assert bool(said) == fails and all("rule 1" in line for line in said)

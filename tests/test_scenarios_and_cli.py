@@ -70,6 +70,12 @@ MALFORMED = {
     "wrong_schema_version": (_edit("schema_version = 1", "schema_version = 2"), "schema_version"),
     "bmi_out_of_range": (_edit("# bmi_kg_m2 = 27", "bmi_kg_m2 = 80"), "patient.bmi_kg_m2"),
     "negative_seed": (_edit("seed = 1", "seed = -1"), "patient.seed"),
+    "sided_procedure_at_the_midline": (_edit('procedure = "lumbar_interlaminar"', 'procedure = "lumbar_facet"'),
+                                       "side"),
+    "position_the_procedure_is_not_done_in": (_edit('patient_position = "prone"', 'patient_position = "supine"'),
+                                              "patient_position"),
+    "unknown_position": (_edit('patient_position = "prone"', 'patient_position = "sitting"'), "patient_position"),
+    "too_much_injectate_in_the_syringes": (_edit("injectate_ml = 20.0", "injectate_ml = 90"), "limits.injectate_ml"),
 }
 
 
@@ -271,3 +277,21 @@ def test_cli_scenarios_lists_the_builtins(cli_env):
     assert run.returncode == 0, run.stdout + run.stderr
     for path in SHIPPED:
         assert any(line.startswith("ok") and path.stem in line for line in run.stdout.splitlines())
+
+
+def test_the_shipped_json_schema_is_the_scenario_files_schema(cli_env):
+    """scenarios/scenario.schema.json (what editors check TOML against) is what the loader
+    enforces, as `spinesim scenarios --schema` prints it: every procedure and position in it."""
+    import json
+    import subprocess
+    import sys
+
+    from simulator.scenario.schema import PROCEDURES, json_schema
+
+    shipped = json.loads((REPO / "scenarios" / "scenario.schema.json").read_text(encoding="utf-8"))
+    assert shipped == json.loads(json.dumps(json_schema()))
+    assert set(shipped["properties"]["procedure"]["enum"]) == set(PROCEDURES)
+    assert "supine" in shipped["properties"]["patient_position"]["enum"]
+    out = subprocess.run([sys.executable, "-m", "simulator", "scenarios", "--schema"], capture_output=True, text=True,
+                         env=cli_env, check=True)
+    assert json.loads(out.stdout) == shipped

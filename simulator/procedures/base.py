@@ -54,6 +54,9 @@ class Procedure:
     epidural_injection = False
     transforaminal = False
     particulate_forbidden = False
+    #: Whether the procedure is practised by landmarks (interlaminar, caudal, sacroiliac joint); the
+    #: others are never done blind, and a landmark attempt at one fails (reference 3.13, rule 1).
+    done_by_landmarks = False
     #: Most injectate (drugs, not contrast) the procedure takes, mL, and why (reference 6.5).
     injectate_limit_ml = 20.0
     injectate_limit_reason = ""
@@ -106,6 +109,9 @@ class Procedure:
         Landmark scenarios work without images by design: rules 1 and 4 do not apply to them."""
         fails = []
         fluoroscopy = scenario.guidance == "fluoroscopy"
+        if not fluoroscopy and not self.done_by_landmarks:
+            fails.append("Hard fail: this procedure is not done without imaging; the landmark case shows why "
+                         "(reference 3.13, rule 1).")
         if self.particulate_forbidden and metrics.get("particulate_steroid", 0.0):
             fails.append("Hard fail: a particulate steroid was injected in a cervical transforaminal injection; only a "
                          "non-particulate steroid (dexamethasone) may be used (reference 3.13, rule 3).")

@@ -81,6 +81,7 @@ class Caudal(Procedure):
 
     outcomes = OUTCOMES
     epidural_injection = True
+    done_by_landmarks = True
     injectate_limit_ml = 20.0
     injectate_limit_reason = " (caudal: 10-20 mL, reference 3.1)"
     expert_injectate = (("dexamethasone_10mg_ml", 1.0), ("saline", 9.0))

@@ -138,6 +138,7 @@ class SacroiliacJoint(AnchoredProcedure):
     """Sacroiliac joint, intra-articular, at its inferior posterior joint line."""
 
     levels = ("inferior_joint",)
+    done_by_landmarks = True  # blind SIJ injections are done, though mostly extra-articular
     outcomes = {**BASE_OUTCOMES,
                 "success": ("the sacroiliac joint, in its lower third", 60.0),
                 "wrong_level": ("the sacroiliac joint, but above its lower third", 30.0),

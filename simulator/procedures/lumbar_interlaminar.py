@@ -58,6 +58,7 @@ class Interlaminar(Procedure):
     )
 
     epidural_injection = True
+    done_by_landmarks = True
     injectate_limit_ml = 6.0
     injectate_limit_reason = " (lumbar interlaminar: 3-6 mL in all, reference 3.2)"
     expert_injectate = (("dexamethasone_10mg_ml", 1.0), ("saline", 3.0))

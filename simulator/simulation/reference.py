@@ -347,12 +347,20 @@ def _lumbar_transforaminal(sim: Simulation, finish: bool) -> Simulation:
     views = standard_views(anatomy, sc.procedure, interspace, side)
     iso = tuple(float(v) for v in anatomy.landmark(f"{interspace}.foramen_{side}_center"))
     ap = views["AP, endplates squared"]
-    sim.apply(cmd.MoveCArm(oblique_deg=ap[0], tilt_deg=ap[1], isocentre_mm=iso))
-    sim.apply(cmd.AcquireImage())
-    oblique = views.get("ipsilateral oblique (Scotty dog)") or views.get("facet view (along the joint)")
-    if oblique is not None:
-        sim.apply(cmd.MoveCArm(oblique_deg=oblique[0], tilt_deg=oblique[1], isocentre_mm=iso))
+    fluoro = sim.guidance == "fluoroscopy"
+    if fluoro:
+        sim.apply(cmd.MoveCArm(oblique_deg=ap[0], tilt_deg=ap[1], isocentre_mm=iso))
         sim.apply(cmd.AcquireImage())
+        oblique = views.get("ipsilateral oblique (Scotty dog)") or views.get("facet view (along the joint)")
+        if oblique is not None:
+            sim.apply(cmd.MoveCArm(oblique_deg=oblique[0], tilt_deg=oblique[1], isocentre_mm=iso))
+            sim.apply(cmd.AcquireImage())
+    else:
+        # the landmark case shows why it is not done blind: the level by the spinous processes
+        for level in interspace.split("-"):
+            if level != "S1":
+                point = anatomy.skin_point_behind(anatomy.landmark(f"{level}.spinous_tip"))
+                sim.apply(cmd.Palpate(point_mm=tuple(float(v) for v in point)))
     total = _enter_as_planned(sim, _plan_with_probe(
         sim, [(target, transforaminal.expert_lines(anatomy, target, side))], "epidural_fat", None,
         avoid=("nerve_root", "dura", "disc_annulus")))
@@ -360,9 +368,11 @@ def _lumbar_transforaminal(sim: Simulation, finish: bool) -> Simulation:
         events = sim.apply(cmd.Advance(distance_mm=min(3.0, total - sim.needle.depth_mm)))
         if any(e.kind in ("bone_contacted", "needle_length_exhausted", "paraesthesia") for e in events):
             break
-    sim.apply(cmd.MoveCArm(oblique_deg=90.0, tilt_deg=ap[1], isocentre_mm=iso))
-    sim.apply(cmd.AcquireImage())
-    sim.apply(cmd.MoveCArm(oblique_deg=ap[0], tilt_deg=ap[1], isocentre_mm=iso))
+    if fluoro:
+        sim.apply(cmd.MoveCArm(oblique_deg=90.0, tilt_deg=ap[1], isocentre_mm=iso))
+        sim.apply(cmd.AcquireImage())
+        sim.apply(cmd.MoveCArm(oblique_deg=ap[0], tilt_deg=ap[1], isocentre_mm=iso))
+    sim.apply(cmd.Aspirate())
     _contrast_then_drug(sim, 1.0, live_s=4.0)
     if finish:
         sim.apply(cmd.Finish())
