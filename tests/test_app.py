@@ -225,20 +225,27 @@ def test_landmark_mode_has_no_xray_and_palpation_marks_the_skin(make_window, qtb
     assert not sim.spine_visible
 
 
+def _enter_on_the_midline(window):
+    """The needle on the skin over L4-L5 on a line clear of bone (as a trainee would choose it);
+    returns (target, entry)."""
+    from simulator.procedures.lumbar_interlaminar import clear_path_entry
+    from simulator.protocol import commands as cmd
+
+    anatomy = window.sim.anatomy
+    target = anatomy.landmark("L4-L5.epidural_target")
+    entry, direction = clear_path_entry(anatomy, target, 0.0)
+    assert window.execute(cmd.SetEntry(point_mm=tuple(float(v) for v in entry),
+                                       direction=tuple(float(v) for v in direction)))
+    return target, entry
+
+
 def test_landmark_mode_syringe_force_aspiration_and_bevel_by_keyboard(make_window, qtbot):
     """Landmark technique by keyboard: a saline syringe on the hub (Y) traces its pressure live at
     every step until it gives; the force felt is shown; A aspirates (the hub stays dry in the
     epidural space); B turns the bevel."""
     window = make_window(LANDMARK)
     sim = window.sim
-    anatomy = sim.anatomy
-    from simulator.procedures.lumbar_interlaminar import clear_path_entry
-    from simulator.protocol import commands as cmd
-
-    target = anatomy.landmark("L4-L5.epidural_target")
-    entry, direction = clear_path_entry(anatomy, target, 0.0)
-    assert window.execute(cmd.SetEntry(point_mm=tuple(float(v) for v in entry),
-                                       direction=tuple(float(v) for v in direction)))
+    target, entry = _enter_on_the_midline(window)
     depth_to_target = float(np.linalg.norm(target - entry))
     while sim.needle.depth_mm < depth_to_target - 12.0:
         _press(qtbot, window, Qt.Key.Key_Up, Qt.KeyboardModifier.ShiftModifier)
@@ -277,14 +284,7 @@ def test_the_drug_syringe_and_the_scenario_picker(make_window, qtbot):
 
     window = make_window(LANDMARK)
     sim = window.sim
-    anatomy = sim.anatomy
-    from simulator.procedures.lumbar_interlaminar import clear_path_entry
-    from simulator.protocol import commands as cmd
-
-    target = anatomy.landmark("L4-L5.epidural_target")
-    entry, direction = clear_path_entry(anatomy, target, 0.0)
-    assert window.execute(cmd.SetEntry(point_mm=tuple(float(v) for v in entry),
-                                       direction=tuple(float(v) for v in direction)))
+    _enter_on_the_midline(window)
     _press(qtbot, window, Qt.Key.Key_Up, Qt.KeyboardModifier.ShiftModifier)
     window.drug_choice.setCurrentIndex(window.drug_choice.findData("dexamethasone_10mg_ml"))
     window.drug_ml.setValue(1.5)
