@@ -41,14 +41,15 @@ _DIRECTIONS /= np.linalg.norm(_DIRECTIONS, axis=1)[:, None]
 SHELLS_MM = np.array([0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0])
 
 
-def closest_approach(tissue_at: Callable[[np.ndarray], np.ndarray], points, groups: dict[str, np.ndarray]
-                     ) -> dict[str, float]:
+def closest_approach(tissue_at: Callable[[np.ndarray], np.ndarray], points, groups: dict[str, np.ndarray],
+                     own_ids: np.ndarray | None = None) -> dict[str, float]:
     """For each group of tissue ids, the least distance (mm, to the nearest shell of
     :data:`SHELLS_MM` in 26 directions) from any of ``points`` to a tissue of the group: 0 when a
-    point lies in it; groups with none within the last shell are left out."""
+    point lies in it; groups with none within the last shell are left out. ``own_ids``: the
+    points' own tissues when known (the needle's track), else looked up."""
     pts = np.atleast_2d(np.asarray(points, float))
     offsets = (SHELLS_MM[:, None, None] * _DIRECTIONS[None]).reshape(-1, 3)
-    own = tissue_at(pts)
+    own = tissue_at(pts) if own_ids is None else np.asarray(own_ids)
     around = tissue_at((pts[:, None, :] + offsets[None]).reshape(-1, 3)).reshape(len(pts), len(SHELLS_MM), -1)
     out = {}
     for name, ids in groups.items():

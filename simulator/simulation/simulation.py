@@ -26,7 +26,7 @@ from simulator.imaging.carm import DETECTOR_SIZE_MM, CArmPose
 from simulator.imaging.fluoroscope import Fluoroscope, XRayImage
 from simulator.imaging.overlay import Overlay
 from simulator.imaging.views import gravity_direction
-from simulator.needle.needle import Needle
+from simulator.needle.needle import TRACK_STEP_MM, Needle
 from simulator.needle import resistance
 from simulator.needle.resistance import HIGH_MMHG, LOSS_MMHG, advance_feel, lor_reading
 from simulator.needle.spec import needle_spec
@@ -247,8 +247,12 @@ class Simulation:
                                                    spec.outer_diameter_mm, speed, layer_mm)
             self.force_trace.append((self.t_s, self.needle.depth_mm, round(force_n, 3)))
         # the track just covered, every millimetre, for the closest approach to each danger structure
-        track = [self.needle.point_at_depth(d) for d in np.arange(self.needle.depth_mm, before, -1.0)]
-        near = closest_approach(self.anatomy.tissue_at, track, _DANGER_IDS) if track else {}
+        # (the shells from the voxel labels, cheap; the track's own tissues exact, as the needle has them)
+        depths = np.arange(self.needle.depth_mm, before, -1.0)
+        track = [self.needle.point_at_depth(d) for d in depths]
+        shaft = self.needle.shaft_tissue_ids()
+        own = shaft[np.minimum(np.round(depths / TRACK_STEP_MM).astype(int), len(shaft) - 1)]
+        near = closest_approach(self.anatomy.labels_at, track, _DANGER_IDS, own) if track else {}
         self._emit("needle_advanced", depth_mm=round(self.needle.depth_mm, 2), tip_mm=_list(self.needle.tip_mm),
                    tissue=self.needle.tip_tissue(), requested_mm=c.distance_mm, moved_mm=round(step.moved_mm, 3),
                    force_n=round(force_n, 2), danger_mm=near)
