@@ -141,17 +141,19 @@ class AnchoredProcedure(Procedure):
             return bool(table.is_bone[tissue_id])
         return table[tissue_id].name in self.zone_tissues
 
-    def site_of(self, anatomy, point: np.ndarray) -> tuple[str, str] | None:
-        """The (level, side) whose zone (by shape) holds ``point``, nearest anchor first."""
-        found = []
+    def _anchors(self, anatomy):
+        """(level, side, anchor) for every level and side the patient's anatomy has."""
         for level in self.levels:
             for side in self.sides:
                 try:
-                    anchor = self.cached_anchor(anatomy, level, side)
+                    yield level, side, self.cached_anchor(anatomy, level, side)
                 except SpineSimError:
                     continue
-                if self.zone_shape(anatomy, level, side, point[None])[0]:
-                    found.append((float(np.linalg.norm(point - anchor)), level, side))
+
+    def site_of(self, anatomy, point: np.ndarray) -> tuple[str, str] | None:
+        """The (level, side) whose zone (by shape) holds ``point``, nearest anchor first."""
+        found = [(float(np.linalg.norm(point - anchor)), level, side) for level, side, anchor in self._anchors(anatomy)
+                 if self.zone_shape(anatomy, level, side, point[None])[0]]
         return None if not found else min(found)[1:]
 
     def outcome_at(self, anatomy, tip: np.ndarray, tissue, scenario, dural_puncture: bool) -> tuple[str, str]:
@@ -175,16 +177,10 @@ class AnchoredProcedure(Procedure):
         return outcome if outcome in self.outcomes else "soft_tissue"
 
     def _where(self, anatomy, tip: np.ndarray) -> str:
-        best, best_d = "", np.inf
-        for level in self.levels:
-            for side in self.sides:
-                try:
-                    d = float(np.linalg.norm(tip - self.cached_anchor(anatomy, level, side)))
-                except SpineSimError:
-                    continue
-                if d < best_d:
-                    best, best_d = level, d
-        return best
+        """The level whose anchor is nearest ``tip``."""
+        nearest = min(((float(np.linalg.norm(tip - anchor)), level) for level, _, anchor in self._anchors(anatomy)),
+                      default=(0.0, ""))
+        return nearest[1]
 
     def in_target_zone(self, anatomy, scenario, labels: np.ndarray, points: np.ndarray) -> np.ndarray:
         points = np.asarray(points, float)

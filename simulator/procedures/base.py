@@ -37,6 +37,14 @@ class Placement:
         }
 
 
+#: Landmark technique for a procedure never done blind (its landmark attempt fails by reference
+#: 3.13 rule 1, which says why): the level palpated, an aspiration before injecting.
+PALPATE_AND_ASPIRATE = (
+    ("palpations", 1.0, "The level was not found by palpation first."),
+    ("aspirations", 1.0, "There was no aspiration before the injection."),
+)
+
+
 class Procedure:
     """One procedure: its outcomes (id to description and placement points of 60), a feedback
     sentence per outcome (may name ``{level}``, ``{side}``, ``{interspace}``, ``{tissue}``), its

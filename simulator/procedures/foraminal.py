@@ -24,6 +24,7 @@ from simulator.errors import SpineSimError
 from simulator.imaging.carm import detector_direction
 from simulator.imaging.views import standard_views
 from simulator.procedures.anchored import BASE_FEEDBACK, BASE_OUTCOMES, AnchoredProcedure, inside_point
+from simulator.procedures.base import PALPATE_AND_ASPIRATE
 from simulator.procedures.transforaminal import foramen_anchor
 
 _TF_OUTCOMES = {**BASE_OUTCOMES,
@@ -38,15 +39,12 @@ _TF_CHECKS = (
     ("live_contrast", 1.0, "Contrast was not given under live fluoroscopy: a single image misses vascular uptake "
                            "(reference 3.13, rule 4)."),
 )
-_NO_LANDMARK_TF = (
-    ("images", 1.0, "A transforaminal injection without imaging cannot be done safely (reference 3.13)."),
-)
 
 
 class _Foraminal(AnchoredProcedure):
     outcomes = _TF_OUTCOMES
     fluoroscopy_checks = _TF_CHECKS
-    landmark_checks = _NO_LANDMARK_TF
+    landmark_checks = PALPATE_AND_ASPIRATE
     contrast_ml = 1.0
     epidural_injection = True
     transforaminal = True

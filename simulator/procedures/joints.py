@@ -21,6 +21,7 @@ import numpy as np
 from simulator.geometry import frames
 from simulator.imaging.carm import detector_direction
 from simulator.imaging.views import standard_views
+from simulator.procedures.base import PALPATE_AND_ASPIRATE
 from simulator.procedures.anchored import BASE_FEEDBACK, BASE_OUTCOMES, AnchoredProcedure, first_hit
 
 _JOINT_CHECKS = (
@@ -63,10 +64,7 @@ class Facet(AnchoredProcedure):
                 "wrong_level": "The tip is in the {interspace} joint, not {level}: count the levels on the AP image.",
                 "wrong_side": "The tip is in a joint on the wrong side: the scenario's target is the {side} joint."}
     fluoroscopy_checks = _JOINT_CHECKS
-    landmark_checks = (
-        ("palpations", 1.0, "The spinous processes were not palpated to find the level."),
-        ("aspirations", 1.0, "There was no aspiration before the injection."),
-    )
+    landmark_checks = PALPATE_AND_ASPIRATE
     zone_tissues = ("facet_joint",)
     zone_radius_mm = 10.0
     avoid = ("nerve_root", "dura", "epidural_fat", "vertebral_artery")

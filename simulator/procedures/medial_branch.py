@@ -21,6 +21,7 @@ import numpy as np
 
 from simulator.errors import SpineSimError
 from simulator.geometry import frames
+from simulator.procedures.base import PALPATE_AND_ASPIRATE
 from simulator.procedures.anchored import BASE_FEEDBACK, BASE_OUTCOMES, ON_BONE, AnchoredProcedure, first_hit
 
 _OUTCOMES = {**BASE_OUTCOMES,
@@ -51,10 +52,7 @@ class LumbarMedialBranch(AnchoredProcedure):
         ("contrast_imaged", 1.0, "No contrast test: a tip on the target can still be in a vein (8% in Dreyfuss "
                                  "1997)."),
     )
-    landmark_checks = (
-        ("images", 1.0, "A medial branch block cannot be placed without imaging: the target is a few millimetres "
-                        "of bone."),
-    )
+    landmark_checks = PALPATE_AND_ASPIRATE
     zone_tissues = (ON_BONE,)
     zone_radius_mm = 5.0
     avoid = ("nerve_root", "dura", "epidural_fat", "kidney")
@@ -104,7 +102,7 @@ class CervicalMedialBranch(AnchoredProcedure):
         ("ap_with_needle", 1.0, "The tip was not checked on an AP view (the waist of the pillar, not medial to "
                                 "it)."),
     )
-    landmark_checks = LumbarMedialBranch.landmark_checks
+    landmark_checks = PALPATE_AND_ASPIRATE
     zone_tissues = (ON_BONE,)
     zone_radius_mm = 5.0
     avoid = ("nerve_root", "dura", "epidural_fat", "vertebral_artery", "carotid_artery", "jugular_vein", "airway")

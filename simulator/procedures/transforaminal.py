@@ -21,7 +21,7 @@ import numpy as np
 from simulator.anatomy.tissues import tissue_table
 from simulator.errors import SpineSimError
 from simulator.needle.needle import TRACK_STEP_MM
-from simulator.procedures.base import Procedure
+from simulator.procedures.base import PALPATE_AND_ASPIRATE, Procedure
 
 OUTCOMES = {
     "success": ("the foramen below the pedicle (safe triangle or infraneural)", 60.0),
@@ -91,9 +91,7 @@ class LumbarTransforaminal(Procedure):
         ("live_contrast", 1.0, "Contrast was not given under live fluoroscopy: a single image misses vascular "
                                "uptake (reference 3.13, rule 4)."),
     )
-    landmark_checks = (
-        ("images", 1.0, "A transforaminal injection without imaging cannot be done safely (reference 3.13)."),
-    )
+    landmark_checks = PALPATE_AND_ASPIRATE
 
     def target_point(self, anatomy, scenario) -> np.ndarray:
         return foramen_anchor(anatomy, scenario.target_level, scenario.side)
