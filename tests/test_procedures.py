@@ -312,3 +312,25 @@ def test_landmark_cases_fail_only_the_procedures_never_done_blind(isolated_user_
     placement = Placement("success", "epidural_fat", "epidural", sc.target_level, (0.0, 0.0, 0.0), 0.0)
     said = procedure_for(sc.procedure).hard_fails({}, placement, sc)
     assert bool(said) == fails and all("rule 1" in line for line in said)
+
+
+@pytest.mark.parametrize("case, beyond_mm", [
+    ("lumbar_facet", 30.0), ("cervical_facet", 10.0), ("sacroiliac_joint", 30.0), ("s1_transforaminal", 10.0),
+    ("cervical_transforaminal", 10.0), ("thoracic_transforaminal", 10.0)])
+def test_going_on_past_the_target_leaves_the_zone_and_is_named(isolated_user_folders, case, beyond_mm):
+    """Too deep: the expert's needle pushed on past its end-point (as far as bone lets it; a joint's
+    needle runs along the joint plane, so it must go further to come out of it) ends outside the
+    target zone, in a tissue the feedback names, and fails."""
+    sim = _sim(SCENARIOS[case])
+    run_reference(sim, finish=False)
+    start = sim.needle.tip_mm.copy()
+    for _ in range(int(beyond_mm / 2.0)):
+        events = sim.apply(cmd.Advance(distance_mm=2.0))
+        if any(e.kind in ("bone_contacted", "needle_length_exhausted") for e in events):
+            break
+    sim.apply(cmd.Finish())
+    card = sim.scorecard
+    assert np.linalg.norm(sim.needle.tip_mm - start) > 2.0, case
+    assert card.placement.outcome != "success" and not card.passed, (case, card.placement)
+    assert card.feedback[0] != sim.procedure.feedback["success"].format(
+        level=sim.scenario.target_level, side=sim.scenario.side, interspace="", tissue=""), card.feedback

@@ -52,9 +52,10 @@ def projection_name(oblique_deg: float, tilt_deg: float) -> str:
     return name
 
 
-def _beam_along(direction: np.ndarray) -> tuple[float, float]:
+def pose_along(direction: np.ndarray) -> tuple[float, float]:
     """Oblique and tilt that put the beam (source to detector) along ``direction`` or against it,
-    whichever keeps the detector behind the patient."""
+    whichever keeps the detector behind the patient (the trajectory view of a needle on that
+    line)."""
     d = frames.unit(np.asarray(direction, float))
     if d[1] > 0:  # the detector sits over the back (posterior is -y)
         d = -d
@@ -124,7 +125,7 @@ def standard_views(anatomy, procedure: str, interspace: str, side: str = "right"
     if lumbar and facet in anatomy.landmarks and f"{lower}.body_center" in anatomy.landmarks:
         along = anatomy.landmark(facet) - anatomy.landmark(f"{lower}.body_center")
         along[2] = 0.0  # an axial line: the tilt stays squared
-        oblique, _ = _beam_along(along)
+        oblique, _ = pose_along(along)
         views["ipsilateral oblique (Scotty dog)"] = (oblique, tilt)
     normal = anatomy.facet_normal(interspace, side)
     if normal is not None:

@@ -6,10 +6,12 @@ and its technique rubric. Each procedure module (interlaminar, caudal, ...) impl
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
 from simulator.anatomy.tissues import tissue_table
+from simulator.imaging.views import squaring_tilt_deg
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,55 @@ PALPATE_AND_ASPIRATE = (
 )
 
 
+@dataclass(frozen=True)
+class ViewStandards:
+    """What the procedure's standard views must be on this patient, for the metrics that judge the
+    images (reference 6.3): the tilt that squares the target level's endplates (None where no
+    endplate is squared: caudal, sacroiliac joint), the contralateral oblique's accepted range
+    (interlaminar), and the needle's side (``right``, ``left`` or ``midline``: either oblique is
+    contralateral to a midline needle)."""
+
+    squaring_tilt_deg: float | None = None
+    clo_range_deg: tuple[float, float] | None = None
+    needle_side: str = "midline"
+
+
+#: Squared endplates: the tilt within this of the squaring tilt (reference 6.3), degrees.
+SQUARED_WITHIN_DEG = 5.0
+#: Coaxial ("down the beam"): the needle's hub-to-tip line within this of the beam, degrees; the
+#: hub then covers the tip on the image.
+COAXIAL_WITHIN_DEG = 10.0
+
+
+def _endplates_sentence(metrics: dict[str, float]) -> str:
+    error = metrics.get("endplate_tilt_error_deg", 90.0)
+    if metrics.get("level_confirmed_on_ap", 0.0) and error < 90.0:
+        return (f"The endplates were not squared on the AP image before needling (the tilt was {error:.0f}\N{DEGREE SIGN} "
+                f"off; within {SQUARED_WITHIN_DEG:.0f}\N{DEGREE SIGN} the endplate is one line and the level is sure).")
+    return "The level was not confirmed on an AP image with the endplates squared before needling."
+
+
+def _coaxial_sentence(metrics: dict[str, float]) -> str:
+    off = metrics.get("needle_beam_min_deg", 90.0)
+    if off < 90.0:
+        return (f"The needle was never seen down the beam: the nearest image was {off:.0f}\N{DEGREE SIGN} off its axis "
+                f"(coaxial is within {COAXIAL_WITHIN_DEG:.0f}\N{DEGREE SIGN}, the hub over the tip).")
+    return "The needle was never imaged down the beam (coaxial) on the trajectory view."
+
+
+#: Standard-view checks every fluoroscopic procedure with an endplate to square, and a needle line
+#: to align with the beam, is held to (reference 6.3), and the contrast reading (reference 6.4).
+ENDPLATES_CHECK = ("endplates_squared", 1.0, _endplates_sentence)
+COAXIAL_CHECK = ("coaxial_view", 1.0, _coaxial_sentence)
+PATTERN_CHECK = ("contrast_pattern_read", 1.0,
+                 "The contrast pattern was not read correctly (or not stated): say what the spread shows, and act on "
+                 "it, before the drug goes in.")
+
+#: A technique check: (metric, minimum value, what to say when it is missing: a sentence, or a
+#: function of the metrics that writes it).
+Check = tuple[str, float, "str | Callable[[dict[str, float]], str]"]
+
+
 class Procedure:
     """One procedure: its outcomes (id to description and placement points of 60), a feedback
     sentence per outcome (may name ``{level}``, ``{side}``, ``{interspace}``, ``{tissue}``), its
@@ -52,10 +103,17 @@ class Procedure:
 
     outcomes: dict[str, tuple[str, float]] = {}
     feedback: dict[str, str] = {}
-    #: Technique checks under fluoroscopy and by landmarks: (metric, minimum value, what to say when
-    #: it is missing), 5 points each; images (fluoroscopy) or passes (landmark) give the third 5.
-    fluoroscopy_checks: tuple[tuple[str, float, str], ...] = ()
-    landmark_checks: tuple[tuple[str, float, str], ...] = ()
+    #: Technique checks under fluoroscopy (besides the standard-view ones, see
+    #: :meth:`fluoroscopy_rubric`) and by landmarks (5 points each).
+    fluoroscopy_checks: tuple[Check, ...] = ()
+    landmark_checks: tuple[Check, ...] = ()
+    #: Whether the views square an endplate of the target level, and whether the needle is
+    #: placed down the beam of a trajectory view (all but the caudal, whose needle climbs the canal
+    #: seen on the lateral).
+    squares_endplates = True
+    coaxial = True
+    #: The contralateral oblique's accepted range for the depth check, degrees (interlaminar).
+    clo_range_deg: tuple[float, float] | None = None
     #: Safety rules (reference 3.13) that apply: an epidural steroid injection (rule 1: contrast
     #: before the drug, under imaging), transforaminal (rule 4: contrast under live imaging),
     #: particulate steroid forbidden (rule 3: cervical transforaminal).
@@ -74,6 +132,22 @@ class Procedure:
     def target_point(self, anatomy, scenario) -> np.ndarray:
         """The middle of the target zone (world mm)."""
         raise NotImplementedError
+
+    def views_interspace(self, level: str) -> str:
+        """The interspace whose standard views show the target at ``level``."""
+        return level
+
+    def view_standards(self, anatomy, scenario) -> ViewStandards:
+        """What this patient's standard views must be (the metrics judge each image by them)."""
+        tilt = squaring_tilt_deg(anatomy, self.views_interspace(scenario.target_level)) \
+            if self.squares_endplates else None
+        return ViewStandards(tilt, self.clo_range_deg, scenario.side)
+
+    def fluoroscopy_rubric(self) -> tuple[Check, ...]:
+        """Every technique check under fluoroscopy: the standard views (endplates squared,
+        coaxial), the procedure's own checks, and the contrast reading."""
+        return ((ENDPLATES_CHECK,) if self.squares_endplates else ()) + ((COAXIAL_CHECK,) if self.coaxial else ()) \
+            + tuple(self.fluoroscopy_checks) + (PATTERN_CHECK,)
 
     def centre_point(self, anatomy, scenario) -> np.ndarray:
         """Where the C-arm is centred at the start."""
@@ -135,14 +209,18 @@ class Procedure:
         return fails
 
     def technique(self, metrics: dict[str, float], guidance: str, expert_images: int) -> tuple[float, list[str]]:
-        """Technique points (of 15; time is scored apart) and feedback."""
+        """Technique points (of 15; time is scored apart) and feedback. Under fluoroscopy the
+        checks share 10 points and the images give 5; by landmarks each check gives 5 and the
+        passes 5."""
         fluoroscopy = guidance == "fluoroscopy"
+        checks = self.fluoroscopy_rubric() if fluoroscopy else self.landmark_checks
+        each = 10.0 / len(checks) if fluoroscopy else 5.0
         points, feedback = 0.0, []
-        for metric, minimum, missing in self.fluoroscopy_checks if fluoroscopy else self.landmark_checks:
+        for metric, minimum, missing in checks:
             if metrics.get(metric, 0.0) >= minimum:
-                points += 5.0
+                points += each
             else:
-                feedback.append(missing)
+                feedback.append(missing(metrics) if callable(missing) else missing)
         if fluoroscopy:
             images = metrics.get("images", 0.0)
             if images > 2 * expert_images:

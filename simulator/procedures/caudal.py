@@ -82,6 +82,9 @@ class Caudal(Procedure):
     outcomes = OUTCOMES
     epidural_injection = True
     done_by_landmarks = True
+    # the sacrum is seen on a plain lateral and AP; the needle climbs the canal, not down a beam
+    squares_endplates = False
+    coaxial = False
     injectate_limit_ml = 20.0
     injectate_limit_reason = " (caudal: 10-20 mL, reference 3.1)"
     expert_injectate = (("dexamethasone_10mg_ml", 1.0), ("saline", 9.0))

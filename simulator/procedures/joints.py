@@ -168,6 +168,8 @@ class SacroiliacJoint(AnchoredProcedure):
     )
     zone_tissues = ("sacroiliac_joint",)
     zone_radius_mm = 12.0
+    # the SIJ oblique's own cephalad tilt opens the lower joint (reference 3.8): no endplate
+    squares_endplates = False
     avoid = ("nerve_root", "epidural_fat")
     planning_views = ("AP, endplates squared", "SIJ oblique")
     check_view = "lateral"

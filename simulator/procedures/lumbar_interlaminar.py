@@ -48,10 +48,12 @@ class Interlaminar(Procedure):
         "bone": "The tip is on bone (lamina or spinous process): walk off it towards the interlaminar window.",
     }
     fluoroscopy_checks = (
-        ("level_confirmed_on_ap", 1.0, "The level was not confirmed on an AP image before needling."),
-        ("depth_checked_before_lf", 1.0, "Depth was not checked on a lateral or contralateral oblique view before "
-                                         "the needle reached the ligamentum flavum."),
+        ("depth_checked_before_lf", 1.0, "Depth was not checked on a true lateral or a contralateral oblique of "
+                                         "45-60\N{DEGREE SIGN} before the needle reached the ligamentum flavum."),
     )
+    #: Reference 3.2: a CLO of 45-60 degrees (the laminae "shingle" and the ventral interlaminar
+    #: line shows).
+    clo_range_deg = (45.0, 60.0)
     landmark_checks = (
         ("palpations", 2.0, "The iliac crests and spinous processes were not palpated to find the level."),
         ("lor_tests", 1.0, "Loss of resistance was never tested."),
@@ -95,6 +97,13 @@ class CervicalInterlaminar(Interlaminar):
 
     injectate_limit_ml = 4.0
     injectate_limit_reason = " (cervical interlaminar: 2-4 mL, reference 3.3)"
+    fluoroscopy_checks = (
+        ("depth_checked_before_lf", 1.0, "Depth was not checked on a true lateral or a contralateral oblique of "
+                                         "50 \N{PLUS-MINUS SIGN} 5\N{DEGREE SIGN} before the needle reached the "
+                                         "ligamentum flavum (the shoulders hide the lateral in the low neck)."),
+    )
+    #: Reference 3.3: CLO 50 +- 5 degrees (Mun 2021).
+    clo_range_deg = (45.0, 55.0)
     expert_injectate = (("dexamethasone_10mg_ml", 1.0), ("saline", 2.0))
 
     def hard_fails(self, metrics, placement, scenario) -> list[str]:

@@ -38,6 +38,9 @@ command                     fields
                             on the hub; its pressure is read at every advance
 ``detach_syringe``          (none)
 ``aspirate``                (none): draw back on the syringe and look at the hub
+``report_pattern``          ``pattern``: what the trainee reads in the last contrast run, one of
+                            :data:`PATTERNS` (epidural, intrathecal, subdural, venous,
+                            arterial, joint, disc, bone, soft_tissue)
 ``set_spine_visible``       ``visible`` (bool)
 ``finish``                  (none)
 ==========================  ==============================================================
@@ -171,6 +174,16 @@ class SetSpineVisible(_Command):
     visible: bool
 
 
+#: The contrast patterns a trainee can report (reference 3.0): the compartments the contrast model
+#: fills, with vascular uptake read as venous or arterial whatever else fills.
+PATTERNS = ("epidural", "intrathecal", "subdural", "venous", "arterial", "joint", "disc", "bone", "soft_tissue")
+
+
+class ReportPattern(_Command):
+    command: Literal["report_pattern"] = "report_pattern"
+    pattern: Literal[PATTERNS]
+
+
 class Finish(_Command):
     command: Literal["finish"] = "finish"
 
@@ -179,14 +192,15 @@ Command = Annotated[
     Union[SetEntry, Advance, Withdraw, Redirect, MoveCArm, AcquireImage, FluoroscopyOn, FluoroscopyOff, Collimate, Magnify,
           TestLossOfResistance,
           InjectContrast, InjectDrug, Palpate, ChooseNeedle, RotateBevel, BendTip, AttachSyringe, DetachSyringe, Aspirate,
-          SetSpineVisible, Finish],
+          SetSpineVisible, ReportPattern, Finish],
     Field(discriminator="command"),
 ]
 _ADAPTER = TypeAdapter(Command)
 
-COMMAND_NAMES = ("set_entry", "advance", "withdraw", "redirect", "move_carm", "acquire_image",
-                 "test_loss_of_resistance", "inject_contrast", "palpate", "choose_needle", "rotate_bevel", "bend_tip",
-                 "attach_syringe", "detach_syringe", "aspirate", "set_spine_visible", "finish")
+COMMAND_NAMES = ("set_entry", "advance", "withdraw", "redirect", "move_carm", "acquire_image", "fluoroscopy_on",
+                 "fluoroscopy_off", "collimate", "magnify", "test_loss_of_resistance", "inject_contrast", "inject_drug",
+                 "report_pattern", "palpate", "choose_needle", "rotate_bevel", "bend_tip", "attach_syringe",
+                 "detach_syringe", "aspirate", "set_spine_visible", "finish")
 
 
 def describe_validation_error(err: ValidationError) -> str:

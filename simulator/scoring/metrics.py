@@ -6,6 +6,7 @@ ever see events.
 
 from __future__ import annotations
 
+from simulator.procedures.base import COAXIAL_WITHIN_DEG, SQUARED_WITHIN_DEG, ViewStandards
 from simulator.protocol.events import Event
 
 
@@ -93,6 +94,55 @@ class PathLength(Metric):
         return self._mm
 
 
+class TotalPath(PathLength):
+    """Total distance the tip travelled (Perk Tutor's path length): inside the patient, and between
+    the skin entries of successive passes."""
+
+    id = "path_total_mm"
+    description = "distance the needle tip moved in all, inside and outside the body"
+
+    def __init__(self):
+        super().__init__()
+        self._last_tip = None
+
+    def update(self, event: Event) -> None:
+        super().update(event)
+        tip = event.data.get("tip_mm")
+        if event.kind == "entry_set":
+            tip = event.data.get("entry_mm")
+            if self._last_tip is not None and tip is not None:
+                self._mm += sum((a - b) ** 2 for a, b in zip(tip, self._last_tip)) ** 0.5
+        if tip is not None:
+            self._last_tip = tip
+
+
+class TimeInside(Metric):
+    """Time with the needle's tip inside the patient (Perk Tutor's time inside), s."""
+
+    id = "time_inside_s"
+    unit = "s"
+    description = "time with the needle in the body"
+
+    def __init__(self):
+        self._s = 0.0
+        self._since = None  # when the tip last went in
+        self._now = 0.0
+
+    def update(self, event: Event) -> None:
+        self._now = max(self._now, event.t_s)
+        if event.kind not in ("needle_advanced", "needle_withdrawn", "entry_set"):
+            return
+        inside = event.kind != "entry_set" and float(event.data.get("depth_mm", 0.0)) > 0.0
+        if inside and self._since is None:
+            self._since = event.t_s
+        elif not inside and self._since is not None:
+            self._s += event.t_s - self._since
+            self._since = None
+
+    def value(self) -> float:
+        return self._s + (self._now - self._since if self._since is not None else 0.0)
+
+
 class ContrastVolume(Metric):
     id = "contrast_ml"
     unit = "mL"
@@ -109,18 +159,33 @@ class ContrastVolume(Metric):
         return self._ml
 
 
+def _is_ap(event: Event) -> bool:
+    return abs(float(event.data.get("oblique_deg", 0.0))) < 15.0
+
+
 class DepthCheckedBeforeLigamentumFlavum(Metric):
-    """1 if a lateral or contralateral oblique image (|oblique| >= 35 degrees) was taken while the
-    needle was in the body and before its tip first entered the ligamentum flavum; else 0."""
+    """1 if a true lateral (|oblique| >= 75 degrees) or a contralateral oblique within the
+    procedure's range was taken while the needle was in the body and before its tip first entered
+    the ligamentum flavum; else 0. Without a range, any oblique of 35 degrees or more counts."""
 
     id = "depth_checked_before_lf"
     unit = "bool"
-    description = "depth checked on a lateral/oblique view before reaching the ligamentum flavum"
+    description = "depth checked on a lateral or contralateral oblique view before reaching the ligamentum flavum"
 
-    def __init__(self):
+    def __init__(self, standards: ViewStandards | None = None):
+        self._standards = standards or ViewStandards()
         self._needle_in = False
         self._checked = False
         self._reached_lf = False
+
+    def _depth_view(self, oblique_deg: float) -> bool:
+        if abs(oblique_deg) >= 75.0:
+            return True
+        low, high = self._standards.clo_range_deg or (35.0, 75.0)
+        # the detector away from the needle: towards the patient's left (+) for a right needle
+        side = {"right": 1.0, "left": -1.0}.get(self._standards.needle_side)
+        contralateral = abs(oblique_deg) if side is None else side * oblique_deg
+        return low - 1e-6 <= contralateral <= high + 1e-6
 
     def update(self, event: Event) -> None:
         if event.kind == "entry_set":
@@ -128,7 +193,7 @@ class DepthCheckedBeforeLigamentumFlavum(Metric):
         elif event.kind == "tissue_entered" and event.data.get("tissue") == "ligamentum_flavum":
             self._reached_lf = True
         elif (event.kind == "image_acquired" and self._needle_in and not self._reached_lf
-              and abs(float(event.data.get("oblique_deg", 0.0))) >= 35.0):
+              and self._depth_view(float(event.data.get("oblique_deg", 0.0)))):
             self._checked = True
 
     def value(self) -> float:
@@ -149,11 +214,76 @@ class LevelConfirmedOnAp(Metric):
     def update(self, event: Event) -> None:
         if event.kind == "entry_set":
             self._entered = True
-        elif event.kind == "image_acquired" and not self._entered and abs(float(event.data.get("oblique_deg", 0.0))) < 15.0:
+        elif event.kind == "image_acquired" and not self._entered and _is_ap(event):
             self._ok = True
 
     def value(self) -> float:
         return 1.0 if self._ok else 0.0
+
+
+class EndplateTiltError(LevelConfirmedOnAp):
+    """The smallest cranio-caudal tilt error, against the tilt that squares the target level's
+    endplates, of the AP images taken before needling, degrees (90: none, or nothing to square)."""
+
+    id = "endplate_tilt_error_deg"
+    unit = "deg"
+    description = "tilt error of the best AP image before needling, against squared endplates"
+
+    def __init__(self, standards: ViewStandards | None = None):
+        super().__init__()
+        self._squaring = (standards or ViewStandards()).squaring_tilt_deg
+        self._error = 90.0
+
+    def update(self, event: Event) -> None:
+        super().update(event)
+        if event.kind == "image_acquired" and not self._entered and _is_ap(event) and self._squaring is not None:
+            self._error = min(self._error, abs(float(event.data.get("tilt_deg", 0.0)) - self._squaring))
+
+    def value(self) -> float:
+        return self._error
+
+
+class EndplatesSquared(EndplateTiltError):
+    """1 if an AP image before needling had the target level's endplates squared (tilt error under
+    :data:`~simulator.procedures.base.SQUARED_WITHIN_DEG`)."""
+
+    id = "endplates_squared"
+    unit = "bool"
+    description = "level confirmed on AP with the endplates squared before needling"
+
+    def value(self) -> float:
+        return 1.0 if self._error < SQUARED_WITHIN_DEG else 0.0
+
+
+class NeedleBeamAngle(Metric):
+    """The smallest angle between the needle (hub to tip) and the beam over the images and live runs
+    taken with the needle in, degrees (90: none)."""
+
+    id = "needle_beam_min_deg"
+    unit = "deg"
+    description = "how nearly the needle was imaged down the beam"
+
+    def __init__(self):
+        self._deg = 90.0
+
+    def update(self, event: Event) -> None:
+        if event.kind in ("image_acquired", "fluoroscopy_started") and event.data.get("needle_beam_deg") is not None:
+            self._deg = min(self._deg, float(event.data["needle_beam_deg"]))
+
+    def value(self) -> float:
+        return self._deg
+
+
+class CoaxialView(NeedleBeamAngle):
+    """1 if the needle was imaged down the beam (within
+    :data:`~simulator.procedures.base.COAXIAL_WITHIN_DEG`): the trajectory view."""
+
+    id = "coaxial_view"
+    unit = "bool"
+    description = "the needle imaged down the beam (coaxial)"
+
+    def value(self) -> float:
+        return 1.0 if self._deg <= COAXIAL_WITHIN_DEG else 0.0
 
 
 class LateralWithNeedle(Metric):
@@ -325,6 +455,35 @@ class ContinuedAfterBadPattern(ParticulateSteroid):
             self._n += 1
 
 
+class ContrastPatternRead(Metric):
+    """1 if every contrast injection's pattern was read correctly (the trainee's last stated
+    reading before the next injection or the end), else 0; 1 with no contrast."""
+
+    id = "contrast_pattern_read"
+    unit = "bool"
+    description = "every contrast pattern read correctly"
+
+    def __init__(self):
+        self._unread = 0  # injections without a correct last reading, the pending one included
+        self._pending_correct: bool | None = None
+
+    def _close(self) -> None:
+        if self._pending_correct is not None and not self._pending_correct:
+            self._unread += 1
+        self._pending_correct = None
+
+    def update(self, event: Event) -> None:
+        if event.kind == "contrast_injected":
+            self._close()
+            self._pending_correct = False
+        elif event.kind == "pattern_reported" and self._pending_correct is not None:
+            self._pending_correct = bool(event.data.get("correct"))
+
+    def value(self) -> float:
+        pending_wrong = self._pending_correct is not None and not self._pending_correct
+        return 0.0 if self._unread or pending_wrong else 1.0
+
+
 #: Closest approaches further than this are not near misses (the search's reach), mm.
 NEAR_MISS_REACH_MM = 5.0
 
@@ -362,8 +521,9 @@ DANGER_STRUCTURES = {
 }
 
 
-def standard_metrics() -> list[Metric]:
-    """The metrics every attempt is scored with."""
+def standard_metrics(standards: ViewStandards | None = None) -> list[Metric]:
+    """The metrics every attempt is scored with; ``standards`` says what this patient's standard
+    views must be."""
     return [
         ElapsedTime(),
         NeedlePasses(),
@@ -376,9 +536,15 @@ def standard_metrics() -> list[Metric]:
         CountOf("aspirations", ("aspirated",), "aspirations before injecting"),
         CountOf("spine_view_toggles", ("spine_visibility_changed",), "uses of the 3D see-through view"),
         PathLength(),
+        TotalPath(),
+        TimeInside(),
         ContrastVolume(),
         LevelConfirmedOnAp(),
-        DepthCheckedBeforeLigamentumFlavum(),
+        EndplateTiltError(standards),
+        EndplatesSquared(standards),
+        NeedleBeamAngle(),
+        CoaxialView(),
+        DepthCheckedBeforeLigamentumFlavum(standards),
         LateralWithNeedle(),
         ApWithNeedle(),
         LiveContrast(),
@@ -388,5 +554,6 @@ def standard_metrics() -> list[Metric]:
         ContrastNotLive(),
         DrugBeforeContrast(),
         ContinuedAfterBadPattern(),
+        ContrastPatternRead(),
         *(ClosestApproach(group) for group in DANGER_STRUCTURES),
     ]

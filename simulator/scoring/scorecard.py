@@ -4,9 +4,11 @@ Parts (fluoroscopy; landmark mode in brackets):
 
 - placement, 60: the tip in the target zone; partial credit for a wrong level, ligament or bone;
 - safety, 20: minus 20 for a dural puncture, 3 per bone contact after the second (max 10);
-- technique, 20: fluoroscopy: level confirmed on AP (5), depth checked on a lateral/oblique before
-  the ligamentum flavum (5), images against the expert benchmark (5), time against the benchmark
-  (5). [landmark: palpation done (5), loss of resistance used (5), passes (5), time (5)]
+- technique, 20: fluoroscopy: the standard-view checks share 10 (the level on AP with the endplates
+  squared, the needle imaged down the beam, the procedure's own checks such as depth on a lateral
+  or a CLO of the right angle before the ligamentum flavum, live contrast, and the contrast pattern
+  read correctly), images against the expert benchmark (5), time against the benchmark (5).
+  [landmark: palpation done (5), loss of resistance used or aspiration (5), passes (5), time (5)]
 
 Hard fails (reference 3.13: particulate steroid in a cervical transforaminal; transforaminal contrast
 without live imaging; an epidural drug before contrast; continuing after a vascular or intrathecal
@@ -24,7 +26,7 @@ from dataclasses import dataclass, field
 from simulator.procedures.base import Placement, Procedure
 from simulator.scoring.metrics import DANGER_STRUCTURES
 
-SCORING_VERSION = 2
+SCORING_VERSION = 3
 
 
 @dataclass

@@ -17,7 +17,7 @@ import numpy as np
 
 from simulator.anatomy.tissues import tissue_table
 from simulator.geometry import frames
-from simulator.imaging.views import squaring_tilt_deg, standard_views
+from simulator.imaging.views import pose_along, squaring_tilt_deg, standard_views
 from simulator.needle.needle import Needle
 from simulator.procedures import caudal
 from simulator.procedures.anchored import ON_BONE, AnchoredProcedure
@@ -87,6 +87,41 @@ def _aim_for_drift(sim: Simulation, length_mm: float) -> None:
     sim.apply(cmd.Redirect(cranial_deg=cranial * drift_deg, right_deg=right * drift_deg))
 
 
+#: Reached by the needle before the expert looks down the beam: deep enough to stand in the tissue.
+COAXIAL_CHECK_DEPTH_MM = 12.0
+#: What stops the expert's straight advance along a planned line.
+_STOP_KINDS = ("bone_contacted", "needle_length_exhausted", "paraesthesia")
+
+
+def _advance_until(sim: Simulation, depth_mm: float, step_mm: float) -> bool:
+    """Advance in steps of ``step_mm`` to ``depth_mm``; False if something stopped the needle."""
+    while sim.needle.depth_mm < depth_mm - 0.05:
+        events = sim.apply(cmd.Advance(distance_mm=min(step_mm, depth_mm - sim.needle.depth_mm)))
+        if any(e.kind in _STOP_KINDS for e in events):
+            return False
+    return True
+
+
+def _coaxial_image(sim: Simulation) -> None:
+    """The trajectory view with the needle standing in the tissue: the C-arm turned until the beam
+    runs down the needle (the hub over the tip), and an image."""
+    needle = sim.needle
+    oblique, tilt = pose_along(needle.tip_mm - needle.hub_mm)
+    sim.apply(cmd.MoveCArm(oblique_deg=float(np.clip(oblique, -100.0, 100.0)), tilt_deg=float(np.clip(tilt, -45.0, 45.0)),
+                           isocentre_mm=sim.carm_pose.isocentre_mm))
+    sim.apply(cmd.AcquireImage())
+
+
+def _enter_down_the_beam(sim: Simulation, total_mm: float, step_mm: float) -> bool:
+    """Advance along the planned line to ``total_mm``, looking down the beam once the needle stands
+    in the tissue (fluoroscopy); False if something stopped the needle."""
+    if sim.guidance == "fluoroscopy":
+        if not _advance_until(sim, min(COAXIAL_CHECK_DEPTH_MM, 0.5 * total_mm), step_mm):
+            return False
+        _coaxial_image(sim)
+    return _advance_until(sim, total_mm, step_mm)
+
+
 def run_reference(sim: Simulation, finish: bool = True) -> Simulation:
     """Drive ``sim`` through the expert's attempt (every step is an ordinary command)."""
     if sim.scenario.procedure == "caudal":
@@ -130,11 +165,7 @@ def run_reference(sim: Simulation, finish: bool = True) -> Simulation:
     total = float(np.linalg.norm(target - entry))
     _aim_for_drift(sim, total)
     # quickly through skin and fat to well short of the ligamentum flavum
-    approach = max(0.0, total - 16.0)
-    while sim.needle.depth_mm < approach - 0.05:
-        events = sim.apply(cmd.Advance(distance_mm=min(5.0, approach - sim.needle.depth_mm)))
-        if any(e.kind in ("bone_contacted", "needle_length_exhausted") for e in events):
-            break
+    _enter_down_the_beam(sim, max(0.0, total - 16.0), 5.0)
     if fluoro:
         sim.apply(cmd.MoveCArm(oblique_deg=90.0, tilt_deg=0.0, isocentre_mm=iso))
         sim.apply(cmd.AcquireImage())
@@ -272,7 +303,9 @@ def _contrast_then_drug(sim: Simulation, volume_ml: float, live_s: float | None)
                 if sim.fluoroscopy_on:
                     sim.apply(cmd.FluoroscopyOff(), t_s=sim.t_s + (live_s or 0.0))
             sim.apply(cmd.AcquireImage())
-            if not any(e.kind == "contrast_injected" and bad_pattern(e) for e in events):
+            run = next(e for e in events if e.kind == "contrast_injected")
+            sim.apply(cmd.ReportPattern(pattern=run.data["vascular"] or run.data["compartment"]))
+            if not bad_pattern(run):
                 break
             if attempt == 2 or not _reposition(sim):
                 return False
@@ -364,10 +397,7 @@ def _lumbar_transforaminal(sim: Simulation, finish: bool) -> Simulation:
     total = _enter_as_planned(sim, _plan_with_probe(
         sim, [(target, transforaminal.expert_lines(anatomy, target, side))], "epidural_fat", None,
         avoid=("nerve_root", "dura", "disc_annulus")))
-    while sim.needle.depth_mm < total - 0.05:
-        events = sim.apply(cmd.Advance(distance_mm=min(3.0, total - sim.needle.depth_mm)))
-        if any(e.kind in ("bone_contacted", "needle_length_exhausted", "paraesthesia") for e in events):
-            break
+    _enter_down_the_beam(sim, total, 3.0)
     if fluoro:
         sim.apply(cmd.MoveCArm(oblique_deg=90.0, tilt_deg=ap[1], isocentre_mm=iso))
         sim.apply(cmd.AcquireImage())
@@ -417,10 +447,7 @@ def _anchored(sim: Simulation, finish: bool) -> Simulation:
     total = _enter_as_planned(sim, _plan_with_probe(sim, plans,
                                                     ends_in_zone, None, avoid=proc.avoid,
                                                     beyond_mm=3.0 if on_bone else 0.0))
-    while sim.needle.depth_mm < total - 0.05:
-        events = sim.apply(cmd.Advance(distance_mm=min(2.0, total - sim.needle.depth_mm)))
-        if any(e.kind in ("bone_contacted", "needle_length_exhausted", "paraesthesia") for e in events):
-            break
+    _enter_down_the_beam(sim, total, 2.0)
     if fluoro:
         image(proc.check_view)
     sim.apply(cmd.Aspirate())

@@ -22,7 +22,7 @@ from simulator.geometry import frames
 from simulator.imaging import contrast as contrast_mod
 from simulator.imaging import injection as injection_mod
 from simulator.imaging import dose as dose_mod
-from simulator.imaging.carm import DETECTOR_SIZE_MM, CArmPose
+from simulator.imaging.carm import DETECTOR_SIZE_MM, CArmPose, detector_direction
 from simulator.imaging.fluoroscope import Fluoroscope, XRayImage
 from simulator.imaging.overlay import Overlay
 from simulator.imaging.views import gravity_direction
@@ -46,7 +46,7 @@ NOMINAL_SECONDS = {
     "acquire_image": 2.0, "test_loss_of_resistance": 2.0, "inject_contrast": 4.0, "palpate": 3.0,
     "set_spine_visible": 1.0, "finish": 1.0, "rotate_bevel": 1.5, "bend_tip": 5.0, "attach_syringe": 4.0,
     "detach_syringe": 2.0, "aspirate": 3.0, "choose_needle": 5.0, "inject_drug": 8.0,
-    "fluoroscopy_on": 0.2, "fluoroscopy_off": 1.0, "collimate": 1.0, "magnify": 1.0,
+    "fluoroscopy_on": 0.2, "fluoroscopy_off": 1.0, "collimate": 1.0, "magnify": 1.0, "report_pattern": 3.0,
 }
 #: Tissues whose entry is announced as "ligament entered" (the hands feel the change to firm).
 LIGAMENTS = ("supraspinous_ligament", "interspinous_ligament", "ligamentum_flavum", "sacrococcygeal_ligament")
@@ -109,11 +109,12 @@ class Simulation:
         self._closed = False
         self.scorecard: Scorecard | None = None
         self._subscribers: list[Callable[[Event], None]] = []
-        self._metrics = standard_metrics()
+        self._metrics = standard_metrics(self.procedure.view_standards(self.anatomy, sc))
         self._draws = 0
         self._high_resistance_seen = False
         self._in_pass = False
         self._dura_punctured = False
+        self._last_pattern: str | None = None  # what the last contrast run showed
         self.header = make_header(sc.id, loaded.source, loaded.sha256, loaded.text,
                                   self.anatomy.patient.as_dict(), self.anatomy.patient.generator_version)
         self._writer = AttemptWriter(record_path, self.header) if record_path else None
@@ -301,7 +302,16 @@ class Simulation:
         self.images.append(image)
         self.dose.add(exposure)
         self._emit("image_acquired", index=len(self.images) - 1, oblique_deg=self.carm_pose.oblique_deg,
-                   tilt_deg=self.carm_pose.tilt_deg, **exposure.as_dict())
+                   tilt_deg=self.carm_pose.tilt_deg, needle_beam_deg=self._needle_beam_deg(), **exposure.as_dict())
+
+    def _needle_beam_deg(self) -> float | None:
+        """The angle between the needle (hub to tip) and the beam, degrees; None when the needle is
+        not in far enough to be seen along (3 mm)."""
+        if not self.needle.inserted or self.needle.depth_mm < 3.0:
+            return None
+        axis = frames.unit(self.needle.tip_mm - self.needle.hub_mm)
+        beam = detector_direction(self.carm_pose.oblique_deg, self.carm_pose.tilt_deg)
+        return round(float(np.degrees(np.arccos(np.clip(abs(float(axis @ beam)), 0.0, 1.0)))), 2)
 
     def _exposure(self, mode: str, frames: int) -> dose_mod.Exposure:
         pose = self.carm_pose
@@ -335,7 +345,8 @@ class Simulation:
         self._fluoro_run = (self.t_s, c.pulse_rate_pps)
         self._fluoro_segment_s = self.t_s
         self._subtraction_mask = self._scene_integrals() if c.subtraction else None
-        self._emit("fluoroscopy_started", pulse_rate_pps=c.pulse_rate_pps, subtraction=c.subtraction)
+        self._emit("fluoroscopy_started", pulse_rate_pps=c.pulse_rate_pps, subtraction=c.subtraction,
+                   needle_beam_deg=self._needle_beam_deg())
 
     def _overlays(self) -> list[Overlay]:
         if self.needle.inserted:
@@ -480,6 +491,13 @@ class Simulation:
         self.contrast.vessels += done.vessels
         self.contrast.total_ml = total
         self._emit("contrast_injected", volume_ml=c.volume_ml, total_ml=round(total, 3), **done.report)
+        self._last_pattern = done.report["vascular"] or done.report["compartment"]
+
+    def _do_report_pattern(self, c: cmd.ReportPattern) -> None:
+        if self._last_pattern is None:
+            raise CommandRefused("no contrast has been injected to read")
+        self._emit("pattern_reported", pattern=c.pattern, truth=self._last_pattern,
+                   correct=c.pattern == self._last_pattern)
 
     def _do_inject_drug(self, c: cmd.InjectDrug) -> None:
         if not self.needle.inserted or self.needle.depth_mm <= 0.0:
