@@ -10,6 +10,7 @@ pytest.importorskip("PyQt6")
 pytest.importorskip("pyvistaqt")
 
 from PyQt6.QtCore import Qt  # noqa: E402
+from PyQt6.QtWidgets import QTextBrowser  # noqa: E402
 
 from simulator.anatomy.anatomy import build_anatomy  # noqa: E402
 from simulator.scenario.loader import load_scenario  # noqa: E402
@@ -303,3 +304,26 @@ def test_the_drug_syringe_and_the_scenario_picker(make_window, qtbot):
     assert "sacroiliac" in picker.brief.toPlainText().lower()
     picker._accept_item(picker.tree.currentItem())
     assert picker.chosen == "sacroiliac_joint_right_fluoroscopy"
+
+
+def test_a_medial_branch_case_opens_with_its_views_and_the_contrast_is_read_by_key(make_window, qtbot):
+    """A case whose target is a bone, not an interspace (L3 medial branch), opens with its standard
+    views in the C-arm panel; after contrast, R reports the reading chosen in the needle panel, the
+    log echoes it without giving the answer away, and the debrief shows the answer key."""
+    window = make_window("lumbar_medial_branch_l3_right_fluoroscopy")
+    views = [window.views.itemText(i) for i in range(window.views.count())]
+    assert any("Scotty dog" in v for v in views), views
+    _enter_on_the_midline(window)
+    _press(qtbot, window, Qt.Key.Key_Up, Qt.KeyboardModifier.ShiftModifier)
+    _press(qtbot, window, Qt.Key.Key_C)
+    run = [e for e in window.sim.events if e.kind == "contrast_injected"][-1]
+    window.pattern_choice.setCurrentIndex(window.pattern_choice.findData("soft_tissue"))
+    _press(qtbot, window, Qt.Key.Key_R)
+    reported = [e for e in window.sim.events if e.kind == "pattern_reported"]
+    assert len(reported) == 1 and reported[0].data["pattern"] == "soft_tissue"
+    assert reported[0].data["correct"] == (run.data["compartment"] == "soft_tissue" and not run.data["vascular"])
+    line = window.log.item(window.log.count() - 1).text()
+    assert "soft tissue" in line and "right" not in line and "wrong" not in line
+    window.finish()
+    qtbot.waitUntil(lambda: window.debrief_dialog is not None, timeout=10_000)
+    assert "you read soft tissue" in window.debrief_dialog.findChild(QTextBrowser, "debrief_text").toPlainText()

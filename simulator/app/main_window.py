@@ -25,6 +25,13 @@ from simulator.protocol import commands as cmd
 from simulator.protocol.events import Event
 from simulator.scene.scene import SpineScene
 
+#: How the contrast patterns a trainee can report read in the app (reference 3.0).
+PATTERN_LABELS = {
+    "epidural": "Epidural spread", "intrathecal": "Intrathecal (myelogram)", "subdural": "Subdural",
+    "venous": "Venous uptake", "arterial": "Arterial uptake", "joint": "Intra-articular (arthrogram)",
+    "disc": "Intradiscal (discogram)", "bone": "Intraosseous blush", "soft_tissue": "Soft tissue / muscle",
+}
+
 SHORTCUTS = [
     ("Right-click on the skin", "choose the entry point (or palpate, in palpation mode)"),
     ("Up / W", "advance 1 mm  (Shift: 5 mm, Alt: 0.5 mm)"),
@@ -36,6 +43,7 @@ SHORTCUTS = [
     ("B / Shift+B", "turn the needle's bevel 90 degrees clockwise / anticlockwise (steers the tip)"),
     ("C", "inject 0.5 mL of contrast"),
     ("D", "inject the drug syringe (the drug and volume chosen in the needle panel)"),
+    ("R", "report your reading of the last contrast run (the pattern chosen in the needle panel)"),
     ("Ctrl+O", "choose another scenario"),
     ("F", "take an X-ray image (a single acquisition, kept in the attempt)"),
     ("Space (hold)", "the fluoroscopy pedal: live images while held, the last one held on release"),
@@ -192,7 +200,8 @@ class MainWindow(QMainWindow):
         self.views.setObjectName("views")
         self.views.addItem("Standard and saved views...", None)
         side = sc.side if sc.side in ("left", "right") else "right"
-        for name, pose in standard_views(self.sim.anatomy, sc.procedure, sc.target_level, side).items():
+        interspace = self.sim.procedure.views_interspace(sc.target_level)
+        for name, pose in standard_views(self.sim.anatomy, sc.procedure, interspace, side).items():
             self.views.addItem(f"{name} ({projection_name(*pose)})", pose)
         self.views.activated.connect(self._go_to_view)
         grid.addWidget(self.views, 2, 0, 1, 2)
@@ -372,7 +381,25 @@ class MainWindow(QMainWindow):
         drug_row.addWidget(self.drug_choice, 1)
         drug_row.addWidget(self.drug_ml)
         grid.addLayout(drug_row, 6, 0, 1, 4)
+        if self.sim.guidance == "fluoroscopy":
+            reading_row = QHBoxLayout()
+            self.pattern_choice = QComboBox()
+            self.pattern_choice.setObjectName("pattern_choice")
+            for pattern in cmd.PATTERNS:
+                self.pattern_choice.addItem(PATTERN_LABELS[pattern], pattern)
+            report = QPushButton("Report reading (R)")
+            report.clicked.connect(lambda _=False: self.report_pattern())
+            reading_row.addWidget(QLabel("Contrast shows:"))
+            reading_row.addWidget(self.pattern_choice, 1)
+            reading_row.addWidget(report)
+            grid.addLayout(reading_row, 7, 0, 1, 4)
         return box
+
+    def report_pattern(self) -> None:
+        """The trainee's reading of the last contrast run (scored, never answered during the
+        attempt)."""
+        if self.sim.guidance == "fluoroscopy":
+            self.execute(cmd.ReportPattern(pattern=self.pattern_choice.currentData()))
 
     def _build_menu(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
@@ -423,6 +450,7 @@ class MainWindow(QMainWindow):
             "B": lambda: self.turn_bevel(90.0), "Shift+B": lambda: self.turn_bevel(-90.0),
             "C": lambda: self.inject(0.5),
             "D": self.inject_drug,
+            "R": self.report_pattern,
             "F": self.take_image,
             "1": lambda: self.set_carm(0.0, self.sim.carm_pose.tilt_deg),
             "2": lambda: self.set_carm(90.0, self.sim.carm_pose.tilt_deg),
@@ -719,6 +747,8 @@ def describe_event(event: Event) -> str | None:
         return f"X-ray #{d['index'] + 1} (oblique {d['oblique_deg']:+.0f}, tilt {d['tilt_deg']:+.0f})."
     if k == "contrast_injected":
         return f"Injected {d['volume_ml']:.1f} mL of contrast ({d['total_ml']:.1f} mL in all)."
+    if k == "pattern_reported":
+        return f"Your reading of the contrast: {PATTERN_LABELS[d['pattern']].lower()}."
     if k == "drug_injected":
         return f"Injected {d['volume_ml']:.1f} mL of {drug_catalogue()[d['drug_id']].name} ({d['total_ml']:.1f} mL in all)."
     if k == "palpated":
@@ -745,6 +775,9 @@ def debrief_html(card, sim, record_path: str | None) -> str:
     feedback = "".join(f"<li>{line}</li>" for line in card.feedback)
     m = card.metrics
     record = f"<p><small>Attempt record: {record_path}</small></p>" if record_path else ""
+    readings = contrast_readings(sim.events)
+    readings_html = "<h3>Contrast</h3><ul>" + "".join(f"<li>{line}</li>" for line in readings) + "</ul>" \
+        if readings else ""
     return (f"<h2>{verdict} &nbsp; {card.score:.0f} / 100</h2>"
             f"<p><b>Where the tip ended:</b> {p.description} ({p.tissue.replace('_', ' ')}, "
             f"{p.interspace or '-'}; target {sim.scenario.target_level}).</p>"
@@ -753,6 +786,22 @@ def debrief_html(card, sim, record_path: str | None) -> str:
             f"<li>Needle passes: {int(m['needle_passes'])}, redirections: {int(m['redirections'])}</li>"
             f"<li>Images: {int(m['images'])}</li><li>Bone contacts: {int(m['bone_contacts'])}</li>"
             f"<li>Loss-of-resistance tests: {int(m['lor_tests'])}</li>"
-            f"<li>Contrast: {m['contrast_ml']:.1f} mL</li></ul>"
-            "<p>The 3D view now shows the spine, the needle's path (magenta) and the target zone "
-            "(green: posterior epidural fat at the target level).</p>" + record)
+            f"<li>Contrast: {m['contrast_ml']:.1f} mL</li>"
+            f"<li>Path of the tip: {m['path_total_mm']:.0f} mm in all, {m['path_in_tissue_mm']:.0f} mm in tissue; "
+            f"needle in for {m['time_inside_s']:.0f} s</li></ul>"
+            "<p>The 3D view now shows the spine (see-through), the needle's path (magenta) and the target zone "
+            f"(green: {sim.procedure.outcomes['success'][0]} at {sim.scenario.target_level}).</p>" + readings_html + record)
+
+
+def contrast_readings(events) -> list[str]:
+    """One line per contrast run: what it showed and the trainee's last reading of it (the
+    debrief's answer key)."""
+    runs: list[list] = []  # [what it showed, last reading or None, right?]
+    for e in events:
+        if e.kind == "contrast_injected":
+            truth = e.data.get("vascular") or e.data.get("compartment")
+            runs.append([f"{e.data['volume_ml']:.1f} mL showed {PATTERN_LABELS.get(truth, truth).lower()}", None, False])
+        elif e.kind == "pattern_reported" and runs:
+            runs[-1][1:] = [PATTERN_LABELS[e.data["pattern"]].lower(), bool(e.data["correct"])]
+    return [f"{shown}: not read." if read is None else f"{shown}: you read {read} ({'right' if right else 'wrong'})."
+            for shown, read, right in runs]

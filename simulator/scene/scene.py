@@ -33,6 +33,8 @@ DEBRIEF_LEGEND = ("Target zone: green cloud.  Danger: dura, cord and roots blue;
 SKIN_COLOUR = (222, 178, 150)
 NEEDLE_COLOUR = (60, 60, 70)
 PATH_COLOUR = (230, 80, 200)
+#: Bone's, the joints' and the ligaments' opacity at the debrief (the target zone shows through them).
+DEBRIEF_BONE_OPACITY = 0.5
 
 
 def _polydata(mesh: Mesh) -> pv.PolyData:
@@ -217,8 +219,12 @@ class SpineScene:
     def reveal(self, target_interspace: str | None = None) -> None:
         """The debrief view: spine revealed, needle path drawn, the target zone shown."""
         self.set_spine_visible(True)
+        # the target zone often lies in bone's shadow (a joint between two processes, a medial
+        # branch on the transverse process): bone goes translucent so the zone shows through
         for name, actor in self._structure_actors.items():
             group = self.meshes[name].group
+            if group in ("bone", "joint", "ligament"):
+                actor.GetProperty().SetOpacity(DEBRIEF_BONE_OPACITY)
             if group in ("vessel", "organ", "joint"):
                 actor.SetVisibility(True)
                 if group == "organ":
@@ -249,5 +255,5 @@ class SpineScene:
         image.point_data["v"] = epidural.ravel(order="F")
         surface = image.contour([0.5], scalars="v")
         if surface.n_points:
-            self._target_actor = self.plotter.add_mesh(surface, color=(40, 220, 120), opacity=0.45,
+            self._target_actor = self.plotter.add_mesh(surface, color=(40, 220, 120), opacity=0.7,
                                                        pickable=False, name="target_zone")
