@@ -1,0 +1,1 @@
+"""Headless analysis of recorded attempts for the instructors' and researchers' reports."""

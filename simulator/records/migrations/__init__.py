@@ -1,0 +1,1 @@
+"""Alembic migrations of the attempt store (run by ``Store.open``; see ``env.py``)."""
