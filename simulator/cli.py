@@ -29,7 +29,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from simulator import __version__
+from simulator import __version__, cli_records
 from simulator.errors import SpineSimError
 
 FRAME_DESCRIPTION = ("patient frame RAS in mm: +x patient's right, +y anterior, +z cranial; origin at the "
@@ -42,6 +42,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"spinesim {__version__}")
     p.add_argument("--cache-dir", help="folder for built phantoms (default: the platform's cache folder; "
                    "or set SPINESIM_CACHE_DIR)")
+    p.add_argument("--database", help="the attempt store's URL: sqlite:///FILE or postgresql://USER@HOST/DB (default: "
+                   "SPINESIM_DATABASE_URL, the settings file, else SQLite in the user's data folder)")
     sub = p.add_subparsers(dest="cmd")
 
     run = sub.add_parser("run", help="open the desktop app (the default)")
@@ -61,6 +63,9 @@ def _parser() -> argparse.ArgumentParser:
     at.add_argument("--json", action="store_true", help="print JSON (the default is a summary)")
     at.add_argument("--record", help="also write the attempt record (JSON Lines) here")
     at.add_argument("--patient-seed", type=int, help="use another seeded patient")
+    at.add_argument("--store", action="store_true", help="also keep the attempt in the attempt store")
+    at.add_argument("--user", help="with --store: whose attempt it is (default: the station's user)")
+    at.add_argument("--course", help="with --store: the course (id or name) the attempt belongs to")
 
     rd = sub.add_parser("render", help="write an X-ray image of a scenario's patient or an imported CT")
     rd.add_argument("scenario", help="a scenario (name or file), or ct:NAME for an imported CT")
@@ -98,6 +103,7 @@ def _parser() -> argparse.ArgumentParser:
                     help="native: SpineSim labels, HU and meshes (default); totalsegmentator: "
                     "segmentations.nii.gz with the 'total' task's v2 class ids, and ct.nii.gz")
 
+    cli_records.add_parsers(sub)
     bn = sub.add_parser("bench", help="benchmark medians, printed as JSON")
     bn.add_argument("--repeats", type=int, default=5, help="runs of each timed step (default 5)")
     bn.add_argument("--cold-repeats", type=int, default=3, help="cold phantom builds (default 3)")
@@ -159,15 +165,23 @@ def cmd_attempt(args) -> int:
     from simulator.simulation.simulation import Simulation
 
     anatomy = _anatomy_for(loaded)
+    recorders = []
+    if args.store:
+        from simulator.records.recording import StoreRecorder, station_account
+        from simulator.records.store import Store
+
+        store = Store.open(args.database)
+        course = int(args.course) if args.course and args.course.isdigit() else args.course
+        recorders.append(StoreRecorder(store, store.sign_in(args.user or station_account()), course))
     if args.reference:
-        sim = Simulation(loaded, anatomy=anatomy, record_path=args.record)
+        sim = Simulation(loaded, anatomy=anatomy, record_path=args.record, recorders=recorders)
         run_reference(sim)
     else:
         record = read_record(args.actions)
         if record.header is not None and record.header["scenario"].get("sha256") != loaded.sha256:
             print(f"spinesim: warning: {args.actions} was recorded on a different version of the scenario",
                   file=sys.stderr)
-        sim = Simulation(loaded, anatomy=anatomy, record_path=args.record)
+        sim = Simulation(loaded, anatomy=anatomy, record_path=args.record, recorders=recorders)
         from simulator.errors import CommandRefused
 
         for number, timed in enumerate(record.commands, start=1):
@@ -184,6 +198,8 @@ def cmd_attempt(args) -> int:
             sim.apply(Finish())
     sim.close()
     card = sim.scorecard
+    if recorders:
+        print(f"spinesim: stored as attempt {recorders[0].attempt_id}", file=sys.stderr)
     if args.json:
         print(json.dumps({
             "format": "spinesim-attempt-result", "format_version": 1,
@@ -376,7 +392,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["SPINESIM_CACHE_DIR"] = args.cache_dir
     handlers = {"landmarks": cmd_landmarks, "attempt": cmd_attempt, "render": cmd_render,
                 "scenarios": cmd_scenarios, "bench": _bench, "run": cmd_run, None: cmd_run,
-                "import-ct": cmd_import_ct, "anatomy": cmd_anatomy}
+                "import-ct": cmd_import_ct, "anatomy": cmd_anatomy, **cli_records.HANDLERS}
     if args.cmd is None:
         args.scenario = None
         args.record = None

@@ -327,3 +327,21 @@ def test_a_medial_branch_case_opens_with_its_views_and_the_contrast_is_read_by_k
     window.finish()
     qtbot.waitUntil(lambda: window.debrief_dialog is not None, timeout=10_000)
     assert "you read soft tissue" in window.debrief_dialog.findChild(QTextBrowser, "debrief_text").toPlainText()
+
+
+def test_the_debrief_replays_the_attempt(make_window, qtbot):
+    """The debrief's Replay button opens the replay window on this attempt, ending where it ended."""
+    from PyQt6.QtWidgets import QPushButton
+
+    from simulator.simulation.reference import run_reference
+
+    window = make_window(FLUORO)
+    run_reference(window.sim, finish=False)
+    window.finish()
+    qtbot.waitUntil(lambda: window.debrief_dialog is not None, timeout=10_000)
+    window.debrief_dialog.findChild(QPushButton, "replay").click()
+    replay = window.replay_window
+    assert replay is not None
+    qtbot.waitUntil(replay.isVisible, timeout=10_000)
+    replay.seek(len(replay.timeline.steps) - 1)
+    assert np.allclose(replay.shown_tip_mm(), window.sim.needle.tip_mm, atol=0.01)

@@ -30,6 +30,7 @@ SCENARIOS = {
     "l5_dorsal_ramus": "lumbar_medial_branch_l5_dorsal_ramus_left_fluoroscopy",
     "cervical_medial_branch": "cervical_medial_branch_c5_right_fluoroscopy",
     "third_occipital_nerve": "third_occipital_nerve_left_fluoroscopy",
+    "c8_medial_branch": "cervical_medial_branch_c8_left_fluoroscopy",
     "s1_transforaminal": "s1_transforaminal_right_fluoroscopy",
     "cervical_transforaminal": "cervical_transforaminal_c6c7_right_fluoroscopy",
     "thoracic_transforaminal": "thoracic_transforaminal_t7t8_right_fluoroscopy",

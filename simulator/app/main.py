@@ -51,22 +51,79 @@ class _Loader(QObject):
             self.finished.emit(anatomy)
 
 
+def build_patient(loaded, title: str = "SpineSim"):
+    """The scenario's patient, built (or loaded from the cache) off the GUI thread while a progress
+    dialog shows; raises SpineSimError if it cannot be built."""
+    progress = QProgressDialog("Building the patient (first start only; later starts use the cache)...",
+                               None, 0, 0)
+    progress.setWindowTitle(title)
+    progress.setMinimumDuration(300)
+    thread = QThread()
+    loader = _Loader(loaded)
+    loader.moveToThread(thread)
+    thread.started.connect(loader.run)
+    state = {}
+
+    def done(anatomy):
+        state["anatomy"] = anatomy
+        thread.quit()
+
+    def failed(message):
+        state["error"] = message
+        thread.quit()
+
+    loader.finished.connect(done)
+    loader.failed.connect(failed)
+    thread.finished.connect(progress.close)
+    thread.start()
+    progress.exec() if thread.isRunning() else None
+    thread.wait()
+    if "error" in state:
+        raise SpineSimError(f"The patient could not be built: {state['error']}")
+    return state["anatomy"]
+
+
 def default_record_path(scenario_id: str) -> Path:
     """Where the app keeps an attempt record: the user data folder, one file per attempt."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
     return data_dir() / "attempts" / f"{stamp}_{scenario_id}.jsonl"
 
 
-def create_window(scenario_ref: str | None = None, anatomy=None, record_path=None, image_size_px: int = 512):
-    """Build the training window synchronously (tests and scripts). Needs a QApplication."""
+def create_window(scenario_ref: str | None = None, anatomy=None, record_path=None, image_size_px: int = 512,
+                  store=None):
+    """Build the training window synchronously (tests and scripts). Needs a QApplication. With a
+    ``store``, the attempt is also recorded there, under the station's trainee."""
     from simulator.app.main_window import MainWindow
     from simulator.scenario.loader import DEFAULT_SCENARIO, load_scenario
     from simulator.simulation.simulation import Simulation
 
     loaded = load_scenario(scenario_ref or DEFAULT_SCENARIO)
     path = record_path or default_record_path(loaded.scenario.id)
-    sim = Simulation(loaded, anatomy=anatomy, record_path=path, image_size_px=image_size_px)
+    sim = Simulation(loaded, anatomy=anatomy, record_path=path, image_size_px=image_size_px,
+                     recorders=_store_recorders(store))
     return MainWindow(sim, record_path=str(path))
+
+
+def _store_recorders(store) -> list:
+    if store is None:
+        return []
+    from simulator.records.recording import StoreRecorder, station_account
+
+    return [StoreRecorder(store, store.sign_in(station_account()))]
+
+
+def open_store():
+    """The attempt store (the database URL from the environment or settings, else SQLite in the
+    user's data folder); ``None``, after telling the user, if it cannot be opened (the attempt is
+    then kept in its file only)."""
+    from simulator.records.store import Store
+
+    try:
+        return Store.open()
+    except SpineSimError as err:
+        QMessageBox.warning(None, "SpineSim", f"The attempt database could not be opened: {err}\n\nAttempts are "
+                            "kept as files in the data folder until it can.")
+        return None
 
 
 def install_crash_handler() -> None:
@@ -90,8 +147,9 @@ def run_app(scenario_ref: str | None = None, record_path: str | None = None) -> 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("SpineSim")
     install_crash_handler()
+    store = open_store()
     while True:
-        window = _open_window(scenario_ref, record_path)
+        window = _open_window(scenario_ref, record_path, store)
         if window is None:
             return 2
         status = app.exec()
@@ -100,7 +158,7 @@ def run_app(scenario_ref: str | None = None, record_path: str | None = None) -> 
         scenario_ref, record_path = window.next_scenario, None
 
 
-def _open_window(scenario_ref: str | None, record_path: str | None):
+def _open_window(scenario_ref: str | None, record_path: str | None, store=None):
     """Load the scenario, build its patient off the GUI thread (with a progress dialog) and show
     the training window; ``None`` if the patient cannot be built."""
     from simulator.scenario.loader import DEFAULT_SCENARIO, load_scenario
@@ -111,38 +169,22 @@ def _open_window(scenario_ref: str | None, record_path: str | None):
         QMessageBox.critical(None, "SpineSim", f"{err}\n\nStarting the default scenario instead.")
         loaded = load_scenario(DEFAULT_SCENARIO)
 
-    progress = QProgressDialog("Building the patient (first start only; later starts use the cache)...",
-                               None, 0, 0)
-    progress.setWindowTitle("SpineSim")
-    progress.setMinimumDuration(300)
-    thread = QThread()
-    loader = _Loader(loaded)
-    loader.moveToThread(thread)
-    thread.started.connect(loader.run)
-    state = {}
-
-    def done(anatomy):
-        state["anatomy"] = anatomy
-        thread.quit()
-
-    def failed(message):
-        state["error"] = message
-        thread.quit()
-
-    loader.finished.connect(done)
-    loader.failed.connect(failed)
-    thread.finished.connect(progress.close)
-    thread.start()
-    progress.exec() if thread.isRunning() else None
-    thread.wait()
-    if "error" in state:
-        QMessageBox.critical(None, "SpineSim", f"The patient could not be built: {state['error']}")
+    try:
+        anatomy = build_patient(loaded)
+    except SpineSimError as err:
+        QMessageBox.critical(None, "SpineSim", str(err))
         return None
     from simulator.app.main_window import MainWindow
     from simulator.simulation.simulation import Simulation
 
     path = Path(record_path) if record_path else default_record_path(loaded.scenario.id)
-    sim = Simulation(loaded, anatomy=state["anatomy"], record_path=path)
+    try:
+        recorders = _store_recorders(store)
+    except SpineSimError as err:
+        QMessageBox.warning(None, "SpineSim", f"This attempt cannot be kept in the database: {err}\n\nIt is "
+                            f"kept in {path}.")
+        recorders = []
+    sim = Simulation(loaded, anatomy=anatomy, record_path=path, recorders=recorders)
     window = MainWindow(sim, record_path=str(path))
     window.show()
     window.plotter.render()

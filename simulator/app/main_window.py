@@ -110,6 +110,7 @@ class MainWindow(QMainWindow):
         self._palpate_mode = sim.guidance == "landmark"
         self._crests: dict[str, list[float]] = {}
         self.debrief_dialog: QDialog | None = None
+        self.replay_window = None  # the debrief's replay, kept alive while it is open
         sc = sim.scenario
         self.setWindowTitle(f"SpineSim - {sc.title}")
         self.resize(1500, 900)
@@ -667,6 +668,13 @@ class MainWindow(QMainWindow):
         rows = "".join(f"<tr><td><b>{k}</b></td><td>{v}</td></tr>" for k, v in SHORTCUTS)
         QMessageBox.information(self, "Keyboard shortcuts", f"<table>{rows}</table>")
 
+    def open_replay(self) -> None:
+        """The whole attempt played back (3D, images and timeline in step, play/pause/seek)."""
+        from simulator.app.replay_window import open_replay
+
+        self.replay_window = open_replay(self.sim.loaded, self.sim.record, anatomy=self.sim.anatomy,
+                                         image_size_px=self.sim.image_size_px, parent=self)
+
     def show_debrief(self) -> None:
         """The debrief: outcome, score and feedback, with the spine revealed in 3D."""
         card = self.sim.scorecard
@@ -682,6 +690,9 @@ class MainWindow(QMainWindow):
         text.setHtml(debrief_html(card, self.sim, self.record_path))
         layout.addWidget(text)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        replay = buttons.addButton("Replay the attempt", QDialogButtonBox.ButtonRole.ActionRole)
+        replay.setObjectName("replay")
+        replay.clicked.connect(self.open_replay)
         buttons.rejected.connect(dlg.close)
         layout.addWidget(buttons)
         dlg.resize(560, 560)

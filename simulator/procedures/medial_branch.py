@@ -9,7 +9,8 @@ Target zones, from the patient's own anatomy (the scenario's level names the ner
   sacral ala and the S1 superior articular process;
 - cervical ``C3``-``C7``: the lateral waist of the articular pillar at its centroid on the lateral
   view (C3, C4 and C6 slightly above it), within 5 mm on the lateral view, on the pillar's lateral
-  half; ``TON`` (third occipital nerve): the lateral surface over the C2-C3 joint.
+  half; ``TON`` (third occipital nerve): the lateral surface over the C2-C3 joint; ``C8``: the
+  junction of the T1 superior articular and transverse processes (reference 3.14).
 
 Danger zones: the foramen and spinal nerve (a tip too cranial or anterior blocks the nerve: a false
 positive block), vessels, the dura; in the neck the vertebral artery in front of the pillar.
@@ -90,7 +91,7 @@ class LumbarMedialBranch(AnchoredProcedure):
 
 
 class CervicalMedialBranch(AnchoredProcedure):
-    levels = ("TON", "C3", "C4", "C5", "C6", "C7")
+    levels = ("TON", "C3", "C4", "C5", "C6", "C7", "C8")
     outcomes = {**_OUTCOMES, "vertebral_artery": ("the vertebral artery (in front of the pillar)", 0.0)}
     feedback = {**_FEEDBACK,
                 "success": "The tip rests on the {side} articular pillar at the {level} nerve's course.",
@@ -115,7 +116,14 @@ class CervicalMedialBranch(AnchoredProcedure):
     expert_injectate = (("bupivacaine_0_5pct", 0.3),)
 
     def views_interspace(self, level: str) -> str:
-        return {"TON": "C2-C3", "C3": "C3-C4", "C4": "C4-C5", "C5": "C5-C6", "C6": "C6-C7", "C7": "C7-T1"}[level]
+        return {"TON": "C2-C3", "C3": "C3-C4", "C4": "C4-C5", "C5": "C5-C6", "C6": "C6-C7", "C7": "C7-T1",
+                "C8": "T1-T2"}[level]
+
+    def outcome_feedback(self, placement, scenario) -> str:
+        if placement.outcome == "success" and scenario.target_level == "C8":
+            return (f"The tip rests on the {scenario.side} T1 transverse process where it meets the superior "
+                    "articular process, on the C8 nerve's course.")
+        return super().outcome_feedback(placement, scenario)
 
     def centroid(self, anatomy, level: str, side: str) -> np.ndarray:
         """Where the nerve crosses, seen on the lateral view (y, z matter)."""
@@ -127,6 +135,8 @@ class CervicalMedialBranch(AnchoredProcedure):
 
     def anchor(self, anatomy, level: str, side: str) -> np.ndarray:
         sign = 1.0 if side == "right" else -1.0
+        if level == "C8":
+            return _c8_anchor(anatomy, side)
         centroid = self.centroid(anatomy, level, side)
         # the TON crosses the lateral C2-C3 joint: its surface is joint as well as bone
         surface = ("cortical_bone", "cancellous_bone", "facet_joint") if level == "TON" else None
@@ -137,6 +147,8 @@ class CervicalMedialBranch(AnchoredProcedure):
         return hit + np.array([sign * 0.5, 0.0, 0.0])
 
     def zone_shape(self, anatomy, level: str, side: str, points: np.ndarray) -> np.ndarray:
+        if level == "C8":  # on the T1 transverse process: a spot, as in the lumbar spine
+            return super().zone_shape(anatomy, level, side, points)
         centroid = self.centroid(anatomy, level, side)
         on_lateral = np.linalg.norm(points[:, 1:] - centroid[1:], axis=1) <= self.zone_radius_mm
         lateral_half = np.abs(points[:, 0]) >= abs(float(centroid[0])) - 1.0
@@ -145,6 +157,19 @@ class CervicalMedialBranch(AnchoredProcedure):
 
     def approach(self, anatomy, scenario) -> np.ndarray:
         sign = 1.0 if scenario.side == "right" else -1.0
-        # the posterior approach: from behind and to the side, onto the waist of the pillar
-        a = np.radians(35.0)
+        # the posterior approach: from behind and to the side, onto the waist of the pillar (C8:
+        # onto the T1 transverse process from behind, a little oblique, as in the lumbar spine)
+        a = np.radians(20.0 if scenario.target_level == "C8" else 35.0)
         return np.array([-sign * np.sin(a), np.cos(a), 0.0])
+
+
+def _c8_anchor(anatomy, side: str) -> np.ndarray:
+    """The C8 medial branch target (reference 3.10): where the T1 superior articular process meets
+    the transverse process, found as the lumbar junction is, on the bone's dorsal surface just
+    lateral to and above the pedicle's back."""
+    sign = 1.0 if side == "right" else -1.0
+    root = anatomy.landmark(f"T1.pedicle_{side}_center") + np.array([sign * 5.0, 0.0, 1.5])
+    hit = first_hit(anatomy, root + 40.0 * frames.POSTERIOR, frames.ANTERIOR, reach_mm=60.0)
+    if hit is None:
+        raise SpineSimError(f"no bone under the C8 medial branch target on the {side}")
+    return hit - 0.5 * frames.ANTERIOR

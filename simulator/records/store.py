@@ -753,6 +753,17 @@ class Store:
             self._require_instructor(None, f"adding user {account}")
         return self.put_user_unchecked(account, display_name, role, password, must_be_new=True)
 
+    def sign_in(self, account: str, display_name: str | None = None) -> Actor:
+        """The user ``account``, added as a trainee if new (a trainee picks a name at a station;
+        instructors and, on PostgreSQL, every login are made by an instructor or the admin)."""
+        account = check_account(account)
+        try:
+            return self.actor(account)
+        except SpineSimError:
+            if self.backend == "postgresql":
+                raise
+        return self.put_user_unchecked(account, display_name or account, "trainee")
+
     def put_user_unchecked(self, account: str, display_name: str, role: str, password: str | None = None,
                            must_be_new: bool = False) -> Actor:
         """Add or update a user with no actor check (for the admin functions of

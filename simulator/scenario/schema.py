@@ -33,7 +33,7 @@ PROCEDURE_LEVELS = {
     # dorsal ramus in the groove between the sacral ala and the S1 superior articular process
     "lumbar_medial_branch": ("L1", "L2", "L3", "L4", "L5"),
     # the nerve: C3-C7 medial branches on their articular pillars; TON the third occipital nerve
-    "cervical_medial_branch": ("TON", "C3", "C4", "C5", "C6", "C7"),
+    "cervical_medial_branch": ("TON", "C3", "C4", "C5", "C6", "C7", "C8"),
     "lumbar_facet": ("L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1"),
     "cervical_facet": ("C2-C3", "C3-C4", "C4-C5", "C5-C6", "C6-C7", "C7-T1"),
 }

@@ -69,10 +69,14 @@ class Simulation:
     image_size_px : int
     record_path : path, optional
         Write the attempt record here as it happens.
+    recorders : list, optional
+        Also hand every command to these as it happens (e.g. a
+        :class:`~simulator.records.recording.StoreRecorder`): ``start(header, events)`` now,
+        ``append(timed_command, events)`` per command, ``finish(scorecard_dict)`` at the end.
     """
 
     def __init__(self, loaded: LoadedScenario, anatomy: Anatomy | None = None, image_size_px: int = 512,
-                 record_path: str | Path | None = None):
+                 record_path: str | Path | None = None, recorders=()):
         self.loaded = loaded
         self.scenario = loaded.scenario
         sc = self.scenario
@@ -120,6 +124,9 @@ class Simulation:
         self._writer = AttemptWriter(record_path, self.header) if record_path else None
         self._emit("attempt_started", scenario=sc.id, guidance=sc.guidance,
                    patient=self.anatomy.patient.as_dict())
+        self._recorders = list(recorders)
+        for recorder in self._recorders:
+            recorder.start(self.header, list(self.events))
 
     # ----------------------------------------------------------------------------- plumbing
     def subscribe(self, callback: Callable[[Event], None]) -> None:
@@ -195,6 +202,10 @@ class Simulation:
         self.commands.append(timed)
         if self._writer is not None:
             self._writer.append(timed)
+        for recorder in self._recorders:
+            recorder.append(timed, self.events[before:])
+            if self.finished:
+                recorder.finish(self.scorecard.as_dict())
         return self.events[before:]
 
     def _require_fluoroscopy(self, what: str) -> None:
