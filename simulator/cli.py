@@ -49,6 +49,8 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="open the desktop app (the default)")
     run.add_argument("scenario", nargs="?", default=None, help="scenario file or built-in name")
     run.add_argument("--record", help="write the attempt record here (default: the user data folder)")
+    run.add_argument("--resume", type=int, metavar="ATTEMPT",
+                     help="carry on an incomplete stored attempt (a station that stopped mid-attempt)")
 
     lm = sub.add_parser("landmarks", help="print the named landmarks of a scenario's patient")
     lm.add_argument("scenario")
@@ -66,6 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     at.add_argument("--store", action="store_true", help="also keep the attempt in the attempt store")
     at.add_argument("--user", help="with --store: whose attempt it is (default: the station's user)")
     at.add_argument("--course", help="with --store: the course (id or name) the attempt belongs to")
+    at.add_argument("--images", action="store_true", help="with --store: keep the X-ray images in the store too")
 
     rd = sub.add_parser("render", help="write an X-ray image of a scenario's patient or an imported CT")
     rd.add_argument("scenario", help="a scenario (name or file), or ct:NAME for an imported CT")
@@ -175,6 +178,7 @@ def cmd_attempt(args) -> int:
         recorders.append(StoreRecorder(store, store.sign_in(args.user or station_account()), course))
     if args.reference:
         sim = Simulation(loaded, anatomy=anatomy, record_path=args.record, recorders=recorders)
+        _keep_images(sim, recorders, args.images)
         run_reference(sim)
     else:
         record = read_record(args.actions)
@@ -182,6 +186,7 @@ def cmd_attempt(args) -> int:
             print(f"spinesim: warning: {args.actions} was recorded on a different version of the scenario",
                   file=sys.stderr)
         sim = Simulation(loaded, anatomy=anatomy, record_path=args.record, recorders=recorders)
+        _keep_images(sim, recorders, args.images)
         from simulator.errors import CommandRefused
 
         for number, timed in enumerate(record.commands, start=1):
@@ -217,6 +222,13 @@ def cmd_attempt(args) -> int:
         for line in card.feedback:
             print(f"  - {line}")
     return 0
+
+
+def _keep_images(sim, recorders, wanted: bool) -> None:
+    """With --images, each X-ray goes into the store as it is taken."""
+    if wanted:
+        for recorder in recorders:
+            recorder.image_source = lambda index: sim.images[index].display
 
 
 def _isocentre(text: str | None, anatomy, scenario):
@@ -383,19 +395,22 @@ def cmd_anatomy(args) -> int:
 def cmd_run(args) -> int:
     from simulator.app.main import run_app
 
-    return run_app(args.scenario, record_path=args.record)
+    return run_app(args.scenario, record_path=args.record, resume=getattr(args, "resume", None))
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.cache_dir:
         os.environ["SPINESIM_CACHE_DIR"] = args.cache_dir
+    if args.database:  # the app and every records command open the store by this URL
+        os.environ["SPINESIM_DATABASE_URL"] = args.database
     handlers = {"landmarks": cmd_landmarks, "attempt": cmd_attempt, "render": cmd_render,
                 "scenarios": cmd_scenarios, "bench": _bench, "run": cmd_run, None: cmd_run,
                 "import-ct": cmd_import_ct, "anatomy": cmd_anatomy, **cli_records.HANDLERS}
     if args.cmd is None:
         args.scenario = None
         args.record = None
+        args.resume = None
     try:
         return handlers[args.cmd](args)
     except SpineSimError as err:

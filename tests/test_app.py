@@ -345,3 +345,68 @@ def test_the_debrief_replays_the_attempt(make_window, qtbot):
     qtbot.waitUntil(replay.isVisible, timeout=10_000)
     replay.seek(len(replay.timeline.steps) - 1)
     assert np.allclose(replay.shown_tip_mm(), window.sim.needle.tip_mm, atol=0.01)
+
+
+def test_an_attempt_cut_short_is_resumed_in_the_window_and_carried_on(qtbot, gui_anatomy, tmp_path):
+    """A station that stopped mid-attempt: the window reopens the stored attempt where it was (the
+    needle at its depth) and the next key press is committed to the same attempt."""
+    from simulator.app.main import resume_window
+    from simulator.protocol import commands as cmd
+    from simulator.records.recording import StoreRecorder, station_account
+    from simulator.records.store import Store
+    from simulator.simulation.simulation import Simulation
+
+    url = f"sqlite:///{tmp_path / 'station.db'}"
+    store = Store.open(url)
+    recorder = StoreRecorder(store, store.sign_in(station_account()))
+    sim = Simulation(load_scenario(FLUORO), anatomy=gui_anatomy, image_size_px=64, recorders=[recorder])
+    target = gui_anatomy.landmark("L4-L5.epidural_target")
+    sim.apply(cmd.SetEntry(point_mm=tuple(float(v) for v in gui_anatomy.skin_point_behind(target))))
+    sim.apply(cmd.Advance(distance_mm=12.0))
+    store.close()  # the station goes away: the attempt is left incomplete
+    store = Store.open(url)
+    actor = store.sign_in(station_account())
+    assert store.attempt(actor, recorder.attempt_id).status == "incomplete"
+
+    window = resume_window(store, recorder.attempt_id, anatomy=gui_anatomy, image_size_px=128)
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitExposed(window)
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow, timeout=5_000)
+    assert window.sim.needle.depth_mm == pytest.approx(sim.needle.depth_mm)
+    _press(qtbot, window, Qt.Key.Key_Up)
+    assert window.sim.needle.depth_mm > sim.needle.depth_mm
+    record = store.attempt_record(actor, recorder.attempt_id)
+    assert [c.command.command for c in record.commands] == ["set_entry", "advance", "advance"]
+
+
+def test_the_window_records_into_the_store_and_the_instructor_sees_the_report(qtbot, gui_anatomy, tmp_path):
+    """An attempt made in the window is in the store, finished with its score; the Instructor menu's
+    report (behind the instructor password) shows it by procedure and guidance."""
+    from simulator.app.instructor import ReportDialog, write_report
+    from simulator.app.main import create_window
+    from simulator.errors import SpineSimError
+    from simulator.records.store import Store
+    from simulator.simulation.reference import run_reference
+
+    store = Store.open(f"sqlite:///{tmp_path / 'station.db'}")
+    window = create_window(FLUORO, anatomy=gui_anatomy, record_path=tmp_path / "a.jsonl", image_size_px=96,
+                           store=store)
+    qtbot.addWidget(window)
+    run_reference(window.sim, finish=False)
+    window.finish()
+    store.add_user(None, "lee", "Dr Lee", "instructor", password="a long password")
+    lee = store.unlock("lee", "a long password")
+    (stored,) = store.attempts(lee)
+    assert stored.status == "finished" and store.scorecard(lee, stored.id)["score"] == window.sim.scorecard.score
+    with pytest.raises(SpineSimError, match="wrong instructor password"):
+        write_report(store, "lee", "not it", tmp_path / "refused")
+    html, pdf = write_report(store, "lee", "a long password", tmp_path / "report")
+    dialog = ReportDialog(html, pdf)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    text = dialog.text.toPlainText()
+    assert "lumbar interlaminar" in text.lower() and "1/1" in text
+    assert pdf.read_bytes().startswith(b"%PDF")
+    dialog.grab().save(str(tmp_path / "report_dialog.png"))

@@ -34,7 +34,8 @@ def station(cli_env, tmp_path_factory):
                SPINESIM_NEW_PASSWORD="correct horse", SPINESIM_INSTRUCTOR_PASSWORD="correct horse")
     run = spinesim(env, "users", "bob", "--name", "Dr Bob", "--role", "instructor")
     assert run.returncode == 0, run.stderr
-    run = spinesim(env, "attempt", FLUORO_L4L5, "--reference", "--store", "--user", "alice", "--json")
+    run = spinesim(env, "attempt", FLUORO_L4L5, "--reference", "--store", "--user", "alice", "--json",
+                   "--record", folder / "alice.jsonl", "--images")
     assert run.returncode == 0, run.stderr
     attempt_id = int(run.stderr.split("stored as attempt")[1].split()[0])
     return {"env": env, "folder": folder, "id": attempt_id, "result": json.loads(run.stdout)}
@@ -45,6 +46,11 @@ def test_a_stored_attempt_is_listed_and_replays_to_the_same_score(station):
     run = spinesim(env, "attempts", "--user", "alice", "--json")
     listed = {a["id"]: a for a in json.loads(run.stdout)}
     assert listed[attempt_id]["status"] == "finished" and listed[attempt_id]["owner"] == "alice"
+    from simulator.records.store import Store
+
+    with Store.open(env["SPINESIM_DATABASE_URL"]) as store:  # the images were asked for: kept
+        images = store.images(store.sign_in("alice"), attempt_id)
+    assert len(images) == station["result"]["scorecard"]["metrics"]["images"]
     # another trainee does not see it
     run = spinesim(env, "attempts", "--user", "carol", "--json")
     assert attempt_id not in {a["id"] for a in json.loads(run.stdout)}
@@ -56,6 +62,9 @@ def test_a_stored_attempt_is_listed_and_replays_to_the_same_score(station):
     assert replayed["warning"] is None
     run = spinesim(env, "replay", attempt_id, "--user", "carol")
     assert run.returncode == 2 and run.stderr.count("\n") == 1 and str(attempt_id) in run.stderr
+    # the same attempt from its file: the same score
+    run = spinesim(env, "replay", station["folder"] / "alice.jsonl", "--json")
+    assert json.loads(run.stdout)["scorecard"]["score"] == station["result"]["scorecard"]["score"]
 
 
 def test_exports_csv_xapi_dicom_and_a_signed_file_another_station_imports(station, tmp_path):
@@ -184,6 +193,20 @@ def test_a_station_killed_mid_attempt_keeps_every_command_it_acknowledged(cli_en
     anatomy = build_anatomy(loaded.scenario.patient.parameters(), voxel_mm=3.0, levels=("L3", "S1"))
     sim = Simulation.replay(loaded, record, anatomy=anatomy, image_size_px=32, stop_on_refusal=True)
     assert len(sim.commands) == len(record.commands)
+
+    # resumed: the record so far replayed, the recorder attached, the attempt carried on to its end
+    from simulator.protocol import commands as cmd
+    from simulator.records.recording import StoreRecorder
+
+    recorder, so_far = StoreRecorder.resuming(store, actor, attempt_id)
+    assert store.attempt(actor, attempt_id).status == "in_progress"
+    sim = Simulation.replay(loaded, so_far, anatomy=anatomy, image_size_px=32)
+    sim.attach(recorder)
+    sim.apply(cmd.Advance(distance_mm=1.0))
+    sim.apply(cmd.Finish())
+    assert store.attempt(actor, attempt_id).status == "finished"
+    assert len(store.attempt_record(actor, attempt_id).commands) == len(so_far.commands) + 2
+    assert store.scorecard(actor, attempt_id)["score"] == sim.scorecard.score
 
 
 def test_an_attempt_scored_by_an_older_version_is_rescored_and_both_kept(station):

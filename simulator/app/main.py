@@ -101,7 +101,9 @@ def create_window(scenario_ref: str | None = None, anatomy=None, record_path=Non
     path = record_path or default_record_path(loaded.scenario.id)
     sim = Simulation(loaded, anatomy=anatomy, record_path=path, image_size_px=image_size_px,
                      recorders=_store_recorders(store))
-    return MainWindow(sim, record_path=str(path))
+    window = MainWindow(sim, record_path=str(path))
+    window.store = store
+    return window
 
 
 def _store_recorders(store) -> list:
@@ -141,13 +143,46 @@ def install_crash_handler() -> None:
     sys.excepthook = handler
 
 
-def run_app(scenario_ref: str | None = None, record_path: str | None = None) -> int:
-    """Open the app on a scenario (default: the built-in lumbar interlaminar, L4-L5, fluoroscopy);
-    when the trainee chooses another scenario, open that one in turn."""
+def resume_window(store, attempt_id: int, anatomy=None, image_size_px: int = 512):
+    """The training window on an incomplete stored attempt of the station's trainee: its commands
+    replayed on its own patient, then carried on (each new command committed to the same attempt).
+    ``anatomy``: the patient, already built (else built here with a progress dialog)."""
+    from simulator.app.main_window import MainWindow
+    from simulator.records.recording import StoreRecorder, station_account
+    from simulator.scenario.loader import parse_scenario
+    from simulator.simulation.simulation import Simulation
+
+    recorder, record = StoreRecorder.resuming(store, store.sign_in(station_account()), attempt_id)
+    scenario = record.header["scenario"]
+    loaded = parse_scenario(scenario["text"], scenario.get("source", f"attempt {attempt_id}"))
+    sim = Simulation.replay(loaded, record, anatomy=anatomy or build_patient(loaded), image_size_px=image_size_px)
+    sim.attach(recorder)
+    window = MainWindow(sim, record_path=f"attempt {attempt_id} in the database")
+    window.store = store
+    return window
+
+
+def run_app(scenario_ref: str | None = None, record_path: str | None = None, resume: int | None = None) -> int:
+    """Open the app on a scenario (default: the built-in lumbar interlaminar, L4-L5, fluoroscopy),
+    or on an incomplete stored attempt (``resume``); when the trainee chooses another scenario,
+    open that one in turn."""
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("SpineSim")
     install_crash_handler()
     store = open_store()
+    if resume is not None:
+        try:
+            if store is None:
+                raise SpineSimError("the attempt database is not available")
+            window = resume_window(store, resume)
+        except SpineSimError as err:
+            QMessageBox.critical(None, "SpineSim", f"Attempt {resume} cannot be resumed: {err}")
+            return 2
+        window.show()
+        status = app.exec()
+        if not window.next_scenario:
+            return status
+        scenario_ref, record_path = window.next_scenario, None
     while True:
         window = _open_window(scenario_ref, record_path, store)
         if window is None:
@@ -186,6 +221,7 @@ def _open_window(scenario_ref: str | None, record_path: str | None, store=None):
         recorders = []
     sim = Simulation(loaded, anatomy=anatomy, record_path=path, recorders=recorders)
     window = MainWindow(sim, record_path=str(path))
+    window.store = store
     window.show()
     window.plotter.render()
     return window

@@ -111,6 +111,8 @@ class MainWindow(QMainWindow):
         self._crests: dict[str, list[float]] = {}
         self.debrief_dialog: QDialog | None = None
         self.replay_window = None  # the debrief's replay, kept alive while it is open
+        self.report_dialog = None
+        self.store = None  # the attempt store, when the app has one (the instructors' report reads it)
         sc = sim.scenario
         self.setWindowTitle(f"SpineSim - {sc.title}")
         self.resize(1500, 900)
@@ -408,6 +410,10 @@ class MainWindow(QMainWindow):
         choose.setShortcut(QKeySequence("Ctrl+O"))
         choose.triggered.connect(self.choose_scenario)
         file_menu.addAction(choose)
+        instructor = self.menuBar().addMenu("&Instructor")
+        report = QAction("Landmark versus image guidance report...", self)
+        report.triggered.connect(self.show_report)
+        instructor.addAction(report)
         help_menu = self.menuBar().addMenu("&Help")
         shortcuts = QAction("Keyboard shortcuts", self)
         shortcuts.setShortcut(QKeySequence("F1"))
@@ -667,6 +673,12 @@ class MainWindow(QMainWindow):
     def show_help(self) -> None:
         rows = "".join(f"<tr><td><b>{k}</b></td><td>{v}</td></tr>" for k, v in SHORTCUTS)
         QMessageBox.information(self, "Keyboard shortcuts", f"<table>{rows}</table>")
+
+    def show_report(self) -> None:
+        """The instructors' report of every stored attempt (instructor password)."""
+        from simulator.app.instructor import show_report
+
+        self.report_dialog = show_report(self, self.store)
 
     def open_replay(self) -> None:
         """The whole attempt played back (3D, images and timeline in step, play/pause/seek)."""

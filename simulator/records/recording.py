@@ -34,6 +34,19 @@ class StoreRecorder:
     def __init__(self, store: Store, actor: Actor, course: int | str | None = None):
         self.store, self.actor, self.course = store, actor, course
         self.attempt_id: int | None = None
+        #: Set it to ``index -> uint8 image`` (the simulation's acquired images) to keep each image
+        #: in the store as it is taken (on request: the images can always be replayed).
+        self.image_source = None
+
+    @classmethod
+    def resuming(cls, store: Store, actor: Actor, attempt_id: int):
+        """(recorder, record so far) for an incomplete attempt taken back: replay the record
+        (``Simulation.replay``), then :meth:`~simulator.simulation.simulation.Simulation.attach`
+        the recorder and carry on."""
+        recorder = cls(store, actor)
+        record = store.resume_attempt(actor, attempt_id)
+        recorder.attempt_id = attempt_id
+        return recorder, record
 
     def start(self, header: dict, events) -> None:
         """The attempt begins (its header and the events of its start)."""
@@ -46,6 +59,10 @@ class StoreRecorder:
         self.store.append_command(self.attempt_id, timed)
         if events:
             self.store.append_events(self.attempt_id, events)
+        if self.image_source is not None:
+            for e in events:
+                if e.kind == "image_acquired":
+                    self.store.add_image(self.attempt_id, e.data["index"], self.image_source(e.data["index"]))
 
     def finish(self, scorecard: dict) -> None:
         """The attempt is finished, with its scorecard."""

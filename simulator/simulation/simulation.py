@@ -163,6 +163,11 @@ class Simulation:
                       dap_gy_cm2=round(self.dose.dap_gy_cm2, 4))
         return values
 
+    def attach(self, recorder) -> None:
+        """Hand every command from now on to ``recorder`` too (an attempt resumed after its replay:
+        see :meth:`simulator.records.recording.StoreRecorder.resuming`)."""
+        self._recorders.append(recorder)
+
     def close(self) -> None:
         """End the attempt's recording; later commands are refused."""
         self._closed = True
