@@ -410,3 +410,31 @@ def test_the_window_records_into_the_store_and_the_instructor_sees_the_report(qt
     assert "lumbar interlaminar" in text.lower() and "1/1" in text
     assert pdf.read_bytes().startswith(b"%PDF")
     dialog.grab().save(str(tmp_path / "report_dialog.png"))
+
+
+def test_the_window_layout_and_the_trainees_name_are_remembered(make_window, qtbot):
+    """The window's size and split come back as the trainee left them; the sign-in offers the last
+    name and keeps attempts under an account made from it."""
+    from simulator.app.sign_in import SignInDialog, account_for
+
+    window = make_window(FLUORO)
+    # the width only: the virtual screen (800 x 600) is lower than the window's panels need
+    window.resize(700, window.height())
+    window.splitter.setSizes([300, 400])
+    sizes = window.splitter.sizes()
+    window.close()
+    again = make_window(FLUORO)
+    assert again.width() == 700
+    assert again.splitter.sizes() == sizes
+
+    assert account_for("  Dr  Ana María Ruiz ") == "dr.ana.maria.ruiz"
+    dialog = SignInDialog()
+    qtbot.addWidget(dialog)
+    dialog.name.setText("Ana Ruiz")
+    dialog.accept()
+    assert dialog.chosen() == ("ana.ruiz", "Ana Ruiz")
+    offered = SignInDialog()
+    qtbot.addWidget(offered)
+    assert offered.name.text() == "Ana Ruiz"
+    offered.name.setText("  !! ")
+    assert not offered.buttons.button(offered.buttons.StandardButton.Ok).isEnabled()

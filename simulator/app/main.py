@@ -106,12 +106,28 @@ def create_window(scenario_ref: str | None = None, anatomy=None, record_path=Non
     return window
 
 
+#: Who signed in at this station (account, display name); None: the station's user.
+_TRAINEE: tuple[str, str] | None = None
+
+
 def _store_recorders(store) -> list:
     if store is None:
         return []
     from simulator.records.recording import StoreRecorder, station_account
 
-    return [StoreRecorder(store, store.sign_in(station_account()))]
+    account, name = _TRAINEE or (station_account(), None)
+    return [StoreRecorder(store, store.sign_in(account, name))]
+
+
+def sign_in() -> None:
+    """Ask who is at the station (the last name offered); cancelled, attempts go under the
+    station's user."""
+    global _TRAINEE
+    from simulator.app.sign_in import SignInDialog
+
+    dialog = SignInDialog()
+    dialog.exec()
+    _TRAINEE = dialog.chosen() or _TRAINEE
 
 
 def open_store():
@@ -170,6 +186,8 @@ def run_app(scenario_ref: str | None = None, record_path: str | None = None, res
     app.setApplicationName("SpineSim")
     install_crash_handler()
     store = open_store()
+    if store is not None and resume is None:
+        sign_in()
     if resume is not None:
         try:
             if store is None:

@@ -126,6 +126,7 @@ class MainWindow(QMainWindow):
         splitter.addWidget(right)
         splitter.setSizes([820, 680])
         self.setCentralWidget(splitter)
+        self.splitter = splitter
 
         brief = QLabel(f"<b>{sc.title}</b><br>{sc.brief}")
         brief.setWordWrap(True)
@@ -174,6 +175,7 @@ class MainWindow(QMainWindow):
             # the pedal is a held key: seen before any widget can take it as a button press
             QApplication.instance().installEventFilter(self)
         self._build_menu()
+        self.restore_layout()
         self._update_status()
         self.plotter.render()
 
@@ -712,7 +714,26 @@ class MainWindow(QMainWindow):
         dlg.show()
         self.debrief_dialog = dlg
 
+    def restore_layout(self) -> None:
+        """The window's size, place and split as the trainee last left them."""
+        from simulator.app.settings import app_settings
+
+        settings = app_settings()
+        if settings.value("window/geometry") is not None:
+            self.restoreGeometry(settings.value("window/geometry"))
+        if settings.value("window/splitter") is not None:
+            self.splitter.restoreState(settings.value("window/splitter"))
+
+    def save_layout(self) -> None:
+        from simulator.app.settings import app_settings
+
+        settings = app_settings()
+        settings.setValue("window/geometry", self.saveGeometry())
+        settings.setValue("window/splitter", self.splitter.saveState())
+        settings.sync()
+
     def closeEvent(self, event):  # noqa: N802 (Qt name)
+        self.save_layout()
         self._live_timer.stop()
         QApplication.instance().removeEventFilter(self)
         self.sim.close()
