@@ -433,6 +433,9 @@ def test_the_window_layout_and_the_trainees_name_are_remembered(make_window, qtb
     dialog.name.setText("Ana Ruiz")
     dialog.accept()
     assert dialog.chosen() == ("ana.ruiz", "Ana Ruiz")
+    from simulator.app.main import trainee
+
+    assert trainee() == ("ana.ruiz", "Ana Ruiz")  # the next attempt is kept under her name
     offered = SignInDialog()
     qtbot.addWidget(offered)
     assert offered.name.text() == "Ana Ruiz"

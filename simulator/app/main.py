@@ -110,24 +110,38 @@ def create_window(scenario_ref: str | None = None, anatomy=None, record_path=Non
 _TRAINEE: tuple[str, str] | None = None
 
 
+def trainee() -> tuple[str, str | None]:
+    """(account, display name) the next attempt is kept under: who signed in (File > Sign in),
+    else the name last signed in at this station, else the station's user."""
+    from simulator.app.settings import app_settings
+    from simulator.app.sign_in import account_for
+    from simulator.records.recording import station_account
+
+    if _TRAINEE is not None:
+        return _TRAINEE
+    name = str(app_settings().value("trainee/name", "") or "")
+    return (account_for(name), name) if account_for(name) else (station_account(), None)
+
+
 def _store_recorders(store) -> list:
     if store is None:
         return []
-    from simulator.records.recording import StoreRecorder, station_account
+    from simulator.records.recording import StoreRecorder
 
-    account, name = _TRAINEE or (station_account(), None)
+    account, name = trainee()
     return [StoreRecorder(store, store.sign_in(account, name))]
 
 
-def sign_in() -> None:
-    """Ask who is at the station (the last name offered); cancelled, attempts go under the
-    station's user."""
+def sign_in(parent=None) -> bool:
+    """Ask who is at the station (the last name offered); True if someone signed in."""
     global _TRAINEE
     from simulator.app.sign_in import SignInDialog
 
-    dialog = SignInDialog()
+    dialog = SignInDialog(parent)
     dialog.exec()
-    _TRAINEE = dialog.chosen() or _TRAINEE
+    chosen = dialog.chosen()
+    _TRAINEE = chosen or _TRAINEE
+    return chosen is not None
 
 
 def open_store():
@@ -186,8 +200,6 @@ def run_app(scenario_ref: str | None = None, record_path: str | None = None, res
     app.setApplicationName("SpineSim")
     install_crash_handler()
     store = open_store()
-    if store is not None and resume is None:
-        sign_in()
     if resume is not None:
         try:
             if store is None:

@@ -412,6 +412,9 @@ class MainWindow(QMainWindow):
         choose.setShortcut(QKeySequence("Ctrl+O"))
         choose.triggered.connect(self.choose_scenario)
         file_menu.addAction(choose)
+        who = QAction("Sign in...", self)
+        who.triggered.connect(self.sign_in)
+        file_menu.addAction(who)
         instructor = self.menuBar().addMenu("&Instructor")
         report = QAction("Landmark versus image guidance report...", self)
         report.triggered.connect(self.show_report)
@@ -675,6 +678,14 @@ class MainWindow(QMainWindow):
     def show_help(self) -> None:
         rows = "".join(f"<tr><td><b>{k}</b></td><td>{v}</td></tr>" for k, v in SHORTCUTS)
         QMessageBox.information(self, "Keyboard shortcuts", f"<table>{rows}</table>")
+
+    def sign_in(self) -> None:
+        """Who is at the station: their attempts from the next one on are kept under their name."""
+        from simulator.app.main import sign_in, trainee
+
+        if sign_in(self):
+            QMessageBox.information(self, "SpineSim", f"Signed in as {trainee()[1]}: your next attempts are kept "
+                                    "under your name (choose a scenario to start one).")
 
     def show_report(self) -> None:
         """The instructors' report of every stored attempt (instructor password)."""
