@@ -208,7 +208,7 @@ def xray_images(loaded, anatomy) -> None:
     """AP and lateral images of the default patient, and the expert's contrast images."""
     from simulator.imaging.carm import CArmPose
     from simulator.imaging.fluoroscope import Fluoroscope
-    from simulator.procedures.lumbar_interlaminar import squaring_tilt_deg
+    from simulator.imaging.views import squaring_tilt_deg
     from simulator.simulation.reference import run_reference
     from simulator.simulation.simulation import Simulation
 
@@ -221,8 +221,8 @@ def xray_images(loaded, anatomy) -> None:
     print("wrote", OUT / "xray_views.png")
     sim = Simulation(loaded, anatomy=anatomy)
     run_reference(sim)
-    # the expert's images: AP, lateral with the needle, lateral and AP after contrast
-    Image.fromarray(np.hstack([im.display for im in sim.images[:4]])).save(OUT / "xray_attempt.png")
+    # the expert's images: AP, down the needle, lateral with the needle, lateral and AP after contrast
+    Image.fromarray(np.hstack([im.display for im in sim.images[:5]])).save(OUT / "xray_attempt.png")
     print("wrote", OUT / "xray_attempt.png")
 
 
