@@ -14,7 +14,8 @@ from PyQt6.QtCore import QEvent, QObject, QRunnable, Qt, QThreadPool, QTimer, py
 from PyQt6.QtGui import QAction, QKeySequence, QShortcut
 from PyQt6.QtWidgets import (QApplication, QButtonGroup, QCheckBox, QComboBox, QSpinBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QGridLayout,
                              QGroupBox, QHBoxLayout, QLabel, QListWidget, QMainWindow, QMessageBox,
-                             QPushButton, QRadioButton, QSplitter, QTextBrowser, QVBoxLayout, QWidget)
+                             QPushButton, QRadioButton, QScrollArea, QSplitter, QTextBrowser, QVBoxLayout,
+                             QWidget)
 from pyvistaqt import QtInteractor
 
 from simulator.errors import SpineSimError
@@ -123,10 +124,17 @@ class MainWindow(QMainWindow):
         splitter.addWidget(self.plotter)
         right = QWidget()
         right_layout = QVBoxLayout(right)
-        splitter.addWidget(right)
+        # the panels need more height than a laptop's screen gives: they scroll rather than force
+        # the window taller than the screen
+        scroll = QScrollArea()
+        scroll.setObjectName("panels")
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(right)
+        splitter.addWidget(scroll)
         splitter.setSizes([820, 680])
         self.setCentralWidget(splitter)
         self.splitter = splitter
+        self._panels = scroll
 
         brief = QLabel(f"<b>{sc.title}</b><br>{sc.brief}")
         brief.setWordWrap(True)
@@ -175,6 +183,10 @@ class MainWindow(QMainWindow):
             # the pedal is a held key: seen before any widget can take it as a button press
             QApplication.instance().installEventFilter(self)
         self._build_menu()
+        # the panels scroll up and down, never sideways: their pane is as wide as they need
+        self._panels.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self._panels.setMinimumWidth(self._panels.widget().sizeHint().width() + 2 * self._panels.frameWidth()
+                                     + self._panels.verticalScrollBar().sizeHint().width())
         self.restore_layout()
         self._update_status()
         self.plotter.render()
@@ -269,6 +281,7 @@ class MainWindow(QMainWindow):
         self.magnification.activated.connect(
             lambda i: self.execute(cmd.Magnify(field_of_view_mm=self.magnification.itemData(i))))
         self.dose_label = QLabel()
+        self.dose_label.setWordWrap(True)  # its numbers grow; it wraps rather than widen the panels
         self.dose_label.setObjectName("dose")
         grid.addWidget(self.magnification, 4, 0)
         grid.addWidget(self.dose_label, 4, 1, 1, 3)
