@@ -350,22 +350,22 @@ def test_the_debrief_replays_the_attempt(make_window, qtbot):
 def test_an_attempt_cut_short_is_resumed_in_the_window_and_carried_on(qtbot, gui_anatomy, tmp_path):
     """A station that stopped mid-attempt: the window reopens the stored attempt where it was (the
     needle at its depth) and the next key press is committed to the same attempt."""
-    from simulator.app.main import resume_window
+    from simulator.app.main import resume_window, trainee
     from simulator.protocol import commands as cmd
-    from simulator.records.recording import StoreRecorder, station_account
+    from simulator.records.recording import StoreRecorder
     from simulator.records.store import Store
     from simulator.simulation.simulation import Simulation
 
     url = f"sqlite:///{tmp_path / 'station.db'}"
     store = Store.open(url)
-    recorder = StoreRecorder(store, store.sign_in(station_account()))
+    recorder = StoreRecorder(store, store.sign_in(*trainee()))
     sim = Simulation(load_scenario(FLUORO), anatomy=gui_anatomy, image_size_px=64, recorders=[recorder])
     target = gui_anatomy.landmark("L4-L5.epidural_target")
     sim.apply(cmd.SetEntry(point_mm=tuple(float(v) for v in gui_anatomy.skin_point_behind(target))))
     sim.apply(cmd.Advance(distance_mm=12.0))
     store.close()  # the station goes away: the attempt is left incomplete
     store = Store.open(url)
-    actor = store.sign_in(station_account())
+    actor = store.sign_in(*trainee())
     assert store.attempt(actor, recorder.attempt_id).status == "incomplete"
 
     window = resume_window(store, recorder.attempt_id, anatomy=gui_anatomy, image_size_px=128)

@@ -174,15 +174,15 @@ def install_crash_handler() -> None:
 
 
 def resume_window(store, attempt_id: int, anatomy=None, image_size_px: int = 512):
-    """The training window on an incomplete stored attempt of the station's trainee: its commands
+    """The training window on an incomplete stored attempt of the signed-in trainee: its commands
     replayed on its own patient, then carried on (each new command committed to the same attempt).
     ``anatomy``: the patient, already built (else built here with a progress dialog)."""
     from simulator.app.main_window import MainWindow
-    from simulator.records.recording import StoreRecorder, station_account
+    from simulator.records.recording import StoreRecorder
     from simulator.scenario.loader import parse_scenario
     from simulator.simulation.simulation import Simulation
 
-    recorder, record = StoreRecorder.resuming(store, store.sign_in(station_account()), attempt_id)
+    recorder, record = StoreRecorder.resuming(store, store.sign_in(*trainee()), attempt_id)
     scenario = record.header["scenario"]
     loaded = parse_scenario(scenario["text"], scenario.get("source", f"attempt {attempt_id}"))
     sim = Simulation.replay(loaded, record, anatomy=anatomy or build_patient(loaded), image_size_px=image_size_px)
