@@ -43,12 +43,15 @@ _ANATOMY: dict[str, object] = {}
 
 
 def _anatomy(name: str, loaded):
-    """The scenario's own patient, built once for both variants (the last one kept)."""
+    """The scenario's own patient and region at 1.5 mm (the needle reads the exact anatomy at any
+    voxel size; a 1 mm build of every region would take most of CI's time), built once for both
+    variants (the last one kept)."""
     if name not in _ANATOMY:
-        from simulator.anatomy.anatomy import anatomy_for_scenario
+        from simulator.anatomy.anatomy import build_anatomy
 
+        sc = loaded.scenario
         _ANATOMY.clear()
-        _ANATOMY[name] = anatomy_for_scenario(loaded.scenario)
+        _ANATOMY[name] = build_anatomy(sc.patient.parameters(), voxel_mm=1.5, levels=sc.anatomy.levels)
     return _ANATOMY[name]
 
 
