@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -133,7 +134,12 @@ class Anatomy:
     def landmarks(self) -> dict[str, np.ndarray]:
         """Named landmarks (world mm); names documented in :mod:`simulator.anatomy.landmarks`."""
         if self._landmarks is None:
-            self._landmarks = self._compute_landmarks()
+            # cached beside the meshes: computing them is the slowest part of a cached start (~2 s)
+            path = _cache_folder(self.info.cache_key) / "landmarks.npz"
+            self._landmarks = _load_landmarks(path)
+            if not self._landmarks:
+                self._landmarks = self._compute_landmarks()
+                _save_landmarks(path, self._landmarks)
         return self._landmarks
 
     def landmark(self, name: str) -> np.ndarray:
@@ -285,6 +291,24 @@ class PhantomAnatomy(Anatomy):
 
 
 # ---------------------------------------------------------------------------- building and cache
+def _load_landmarks(path: Path) -> dict[str, np.ndarray]:
+    """Landmarks saved by :func:`_save_landmarks`; empty if missing or unreadable (then rebuilt)."""
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            return {name: np.array(f[name], float) for name in f.files}
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return {}
+
+
+def _save_landmarks(path: Path, landmarks: dict[str, np.ndarray]) -> None:
+    try:
+        tmp = path.with_name(path.stem + ".tmp.npz")
+        np.savez(tmp, **{name: np.asarray(v, float) for name, v in landmarks.items()})
+        tmp.replace(path)  # whole or not at all: a reader never sees half a file
+    except OSError:
+        pass  # a read-only cache: computed again next time
+
+
 def region_bounds(phantom: SpinePhantom, levels: tuple[str, str] | None) -> np.ndarray:
     """World box of the body between two levels (inclusive), or of the whole phantom."""
     body = phantom.bounds_mm()

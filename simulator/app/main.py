@@ -29,7 +29,9 @@ class _Loader(QObject):
 
             sc = self.loaded.scenario
             anatomy = anatomy_for_scenario(sc)
-            anatomy.meshes()
+            from simulator.scene.scene import shaded_polydata
+
+            shaded_polydata(anatomy)  # the meshes with their normals, ready for the 3D view
             _ = anatomy.landmarks  # computed now, off the GUI thread
             # compile the ray casters now (once per machine; cached on disk) so the trainee's first
             # X-ray is not slow
@@ -51,11 +53,29 @@ class _Loader(QObject):
             self.finished.emit(anatomy)
 
 
+class BuildCancelled(SpineSimError):
+    """The user cancelled building the patient (not an error to report)."""
+
+
+#: Builds the user walked away from: their threads run to the end in the background (a Python
+#: thread cannot be killed), and are kept referenced until then so Qt does not destroy them running.
+_ABANDONED: list = []
+
+
 def build_patient(loaded, title: str = "SpineSim"):
     """The scenario's patient, built (or loaded from the cache) off the GUI thread while a progress
-    dialog shows; raises SpineSimError if it cannot be built."""
+    dialog shows.
+
+    Raises
+    ------
+    BuildCancelled
+        The user pressed Cancel (the window is free at once; the build finishes unseen).
+    SpineSimError
+        The patient cannot be built.
+    """
     progress = QProgressDialog("Building the patient (first start only; later starts use the cache)...",
-                               None, 0, 0)
+                               "Cancel", 0, 0)
+    progress.setObjectName("build_progress")
     progress.setWindowTitle(title)
     progress.setMinimumDuration(300)
     thread = QThread()
@@ -74,9 +94,14 @@ def build_patient(loaded, title: str = "SpineSim"):
 
     loader.finished.connect(done)
     loader.failed.connect(failed)
-    thread.finished.connect(progress.close)
+    thread.finished.connect(progress.reset)
     thread.start()
-    progress.exec() if thread.isRunning() else None
+    if thread.isRunning():
+        progress.exec()
+    if "anatomy" not in state and "error" not in state and progress.wasCanceled():
+        _ABANDONED.append((thread, loader))
+        thread.finished.connect(lambda: _ABANDONED.remove((thread, loader)))
+        raise BuildCancelled("building the patient was cancelled")
     thread.wait()
     if "error" in state:
         raise SpineSimError(f"The patient could not be built: {state['error']}")
@@ -213,13 +238,21 @@ def run_app(scenario_ref: str | None = None, record_path: str | None = None, res
         if not window.next_scenario:
             return status
         scenario_ref, record_path = window.next_scenario, None
+    from simulator.scenario.loader import DEFAULT_SCENARIO
+
+    previous = None
     while True:
         window = _open_window(scenario_ref, record_path, store)
         if window is None:
-            return 2
+            if previous is None:
+                return 2
+            # the new case could not be opened (or its build was cancelled): back to the last one
+            scenario_ref, record_path, previous = previous, None, None
+            continue
         status = app.exec()
         if not window.next_scenario:
             return status
+        previous = scenario_ref or DEFAULT_SCENARIO
         scenario_ref, record_path = window.next_scenario, None
 
 
@@ -236,6 +269,8 @@ def _open_window(scenario_ref: str | None, record_path: str | None, store=None):
 
     try:
         anatomy = build_patient(loaded)
+    except BuildCancelled:
+        return None
     except SpineSimError as err:
         QMessageBox.critical(None, "SpineSim", str(err))
         return None

@@ -7,6 +7,8 @@ commands; the app does.
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 import pyvista as pv
 
@@ -29,10 +31,17 @@ GROUP_COLOURS = {
 }
 #: What the debrief's colours mean (shown in the 3D view).
 DEBRIEF_LEGEND = ("Target zone: green cloud.  Danger: dura, cord and roots blue; vessels magenta; "
-                  "organs lilac; disc teal.  Needle path: pink.")
+                  "organs lilac; disc teal.  Needle path: vermilion.")
+#: The target zone at the debrief (bluish green: told from every danger colour by hue and lightness,
+#: also with a red-green colour deficiency; see simulator/scene/colour_vision.py).
+TARGET_COLOUR = (40, 220, 120)
+#: The layers of the 3D view a trainee may show or hide under fluoroscopy (landmark mode shows
+#: them all: the scene is what the trainee would see at the bedside).
+LAYERS = ("skin", "table", "carm", "markers")
 SKIN_COLOUR = (222, 178, 150)
 NEEDLE_COLOUR = (60, 60, 70)
-PATH_COLOUR = (230, 80, 200)
+#: The needle tip's path at the debrief (vermilion: apart from the target and every danger colour).
+PATH_COLOUR = (213, 94, 0)
 #: Bone's, the joints' and the ligaments' opacity at the debrief (the target zone shows through them).
 DEBRIEF_BONE_OPACITY = 0.5
 
@@ -40,6 +49,19 @@ DEBRIEF_BONE_OPACITY = 0.5
 def _polydata(mesh: Mesh) -> pv.PolyData:
     faces = np.hstack([np.full((len(mesh.faces), 1), 3, np.int64), mesh.faces.astype(np.int64)]).ravel()
     return pv.PolyData(mesh.vertices_mm.astype(np.float64), faces)
+
+
+_SHADED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def shaded_polydata(anatomy) -> dict[str, pv.PolyData]:
+    """The anatomy's meshes as polydata with point normals, made once per anatomy: the normals are
+    the slow part of opening a scene (about half a second), so the app makes them while the patient
+    loads, off the GUI thread."""
+    if anatomy not in _SHADED:
+        _SHADED[anatomy] = {name: _polydata(mesh).compute_normals(auto_orient_normals=False, split_vertices=False)
+                            for name, mesh in anatomy.meshes().items()}
+    return _SHADED[anatomy]
 
 
 class SpineScene:
@@ -63,25 +85,29 @@ class SpineScene:
         self._marker_actors: list = []
         self._target_actor = None
         self.skin_polydata: pv.PolyData | None = None
+        self.hidden_layers: set[str] = set()
         self._build()
 
     # -------------------------------------------------------------------- building
     def _build(self) -> None:
         pl = self.plotter
         pl.set_background((32, 36, 44), top=(78, 88, 104))
-        pl.add_mesh(self._table(), color=(70, 76, 86), pickable=False, name="table")
+        self._table_actor = pl.add_mesh(self._table(), color=(70, 76, 86), pickable=False, render=False, name="table")
+        shaded = shaded_polydata(self.sim.anatomy)
         for name, mesh in self.meshes.items():
             if name == "skin":
                 continue
             colour = GROUP_COLOURS.get(mesh.group, (200, 200, 200))
-            actor = pl.add_mesh(_polydata(mesh), color=colour, smooth_shading=True, pickable=False,
+            actor = pl.add_mesh(shaded[name], color=colour, pickable=False, render=False,
                                 name=f"structure:{name}", specular=0.2 if mesh.group == "bone" else 0.05)
+            actor.prop.interpolation = "phong"  # the precomputed normals: smooth, as smooth_shading would
             actor.SetVisibility(False)
             self._structure_actors[name] = actor
         if "skin" in self.meshes:
-            self.skin_polydata = _polydata(self.meshes["skin"])
-            self._skin_actor = pl.add_mesh(self.skin_polydata, color=SKIN_COLOUR, smooth_shading=True,
-                                           pickable=True, name="skin", specular=0.1)
+            self.skin_polydata = shaded["skin"]
+            self._skin_actor = pl.add_mesh(self.skin_polydata, color=SKIN_COLOUR, pickable=True, name="skin",
+                                           specular=0.1, render=False)
+            self._skin_actor.prop.interpolation = "phong"
         self.update_needle()
         if self.sim.guidance == "fluoroscopy":
             self.update_carm()
@@ -124,6 +150,21 @@ class SpineScene:
         self._camera(230.0, 60.0)
 
     # -------------------------------------------------------------------- updates
+    def set_layer_visible(self, layer: str, visible: bool) -> None:
+        """Show or hide one of :data:`LAYERS` (a view choice: nothing of the anatomy is revealed)."""
+        if layer not in LAYERS:
+            raise ValueError(f"unknown layer {layer!r}; layers are {', '.join(LAYERS)}")
+        (self.hidden_layers.discard if visible else self.hidden_layers.add)(layer)
+        actors = {"skin": [getattr(self, "_skin_actor", None)], "table": [self._table_actor],
+                  "carm": self._carm_actors, "markers": self._marker_actors}[layer]
+        for actor in actors:
+            if actor is not None:
+                actor.SetVisibility(visible)
+        if layer == "markers":
+            for name, actor in self.plotter.actors.items():
+                if name.startswith("palpation_label:") or name == "tuffier_line":
+                    actor.SetVisibility(visible)
+
     def set_spine_visible(self, visible: bool) -> None:
         """See-through skin with the spine inside (or opaque skin)."""
         for name, actor in self._structure_actors.items():
@@ -140,7 +181,7 @@ class SpineScene:
             for attr in ("_needle_actor", "_entry_actor"):
                 actor = getattr(self, attr)
                 if actor is not None:
-                    pl.remove_actor(actor)
+                    pl.remove_actor(actor, render=False)
                     setattr(self, attr, None)
             return
         pts = needle.shaft_polyline()
@@ -148,15 +189,15 @@ class SpineScene:
         hub = pv.Cylinder(center=needle.hub_mm - needle.direction * 10.0, direction=needle.direction,
                           radius=3.2, height=20.0)
         combined = tube.merge(hub)
-        self._needle_actor = pl.add_mesh(combined, color=NEEDLE_COLOUR, specular=0.8, pickable=False,
+        self._needle_actor = pl.add_mesh(combined, color=NEEDLE_COLOUR, specular=0.8, pickable=False, render=False,
                                          name="needle", smooth_shading=True)
         self._entry_actor = pl.add_mesh(pv.Sphere(radius=2.0, center=needle.entry_mm), color=(255, 120, 40),
-                                        pickable=False, name="entry")
+                                        pickable=False, render=False, name="entry")
 
     def update_carm(self) -> None:
         """Draw the C-arm at the simulation's pose: tube under the table, detector over the back."""
         for actor in self._carm_actors:
-            self.plotter.remove_actor(actor)
+            self.plotter.remove_actor(actor, render=False)
         self._carm_actors = []
         if self.sim.guidance != "fluoroscopy":
             return
@@ -174,16 +215,19 @@ class SpineScene:
         arc = centre + np.outer(np.sin(angles), d * radius) + np.outer(np.cos(angles), side * (radius * 0.95))
         add = self.plotter.add_mesh
         self._carm_actors.append(add(pv.Spline(arc, 80).tube(radius=28.0), color=(205, 210, 218),
-                                     pickable=False, name="carm_arc", specular=0.4))
+                                     pickable=False, render=False, name="carm_arc", specular=0.4))
         self._carm_actors.append(add(pv.Cylinder(center=detector - d * 40.0, direction=d, radius=160.0,
-                                                 height=80.0), color=(225, 228, 235), pickable=False,
+                                                 height=80.0), color=(225, 228, 235), pickable=False, render=False,
                                      name="carm_detector"))
         self._carm_actors.append(add(pv.Cylinder(center=source + d * 60.0, direction=d, radius=90.0,
-                                                 height=180.0), color=(190, 196, 206), pickable=False,
+                                                 height=180.0), color=(190, 196, 206), pickable=False, render=False,
                                      name="carm_source"))
         beam = pv.Line(source, detector)
         self._carm_actors.append(add(beam, color=(255, 240, 120), line_width=1, opacity=0.35, pickable=False,
-                                     name="carm_beam"))
+                                     render=False, name="carm_beam"))
+        if "carm" in self.hidden_layers:
+            for actor in self._carm_actors:
+                actor.SetVisibility(False)
 
     def add_palpation_marker(self, point_mm, finding: str, depth_mm: float | None = None) -> None:
         """A marker on the skin where the trainee pressed, labelled with the felt depth of bone."""
@@ -193,8 +237,9 @@ class SpineScene:
         index = len(self._marker_actors)
         point = np.asarray(point_mm, float)
         actor = self.plotter.add_mesh(pv.Sphere(radius=3.0, center=point), color=colour,
-                                      pickable=False, name=f"palpation:{index}")
+                                      pickable=False, render=False, name=f"palpation:{index}")
         self._marker_actors.append(actor)
+        actor.SetVisibility("markers" not in self.hidden_layers)
         label = "no bone" if depth_mm is None else f"{depth_mm:.0f} mm"
         self.plotter.add_point_labels(point[None] - np.array([0.0, 4.0, 0.0]), [label], font_size=12,
                                       show_points=False, shape_opacity=0.5, always_visible=True,
@@ -214,7 +259,7 @@ class SpineScene:
             if hit is not None:
                 p[1] = hit[1] - 1.0
         self.plotter.add_mesh(pv.lines_from_points(pts).tube(radius=1.2), color=(255, 170, 40),
-                              pickable=False, name="tuffier_line")
+                              pickable=False, render=False, name="tuffier_line")
 
     def reveal(self, target_interspace: str | None = None) -> None:
         """The debrief view: spine revealed, needle path drawn, the target zone shown."""
@@ -235,7 +280,7 @@ class SpineScene:
         if len(path) >= 2:
             line = pv.lines_from_points(np.asarray(path))
             self._path_actor = self.plotter.add_mesh(line.tube(radius=0.7), color=PATH_COLOUR, pickable=False,
-                                                     name="needle_path")
+                                                     render=False, name="needle_path")
         if target_interspace:
             self.show_target_zone()
 
@@ -255,5 +300,5 @@ class SpineScene:
         image.point_data["v"] = epidural.ravel(order="F")
         surface = image.contour([0.5], scalars="v")
         if surface.n_points:
-            self._target_actor = self.plotter.add_mesh(surface, color=(40, 220, 120), opacity=0.7,
-                                                       pickable=False, name="target_zone")
+            self._target_actor = self.plotter.add_mesh(surface, color=TARGET_COLOUR, opacity=0.7,
+                                                       pickable=False, render=False, name="target_zone")
