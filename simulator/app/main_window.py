@@ -53,6 +53,9 @@ SHORTCUTS = [
     ("PgUp / PgDn", "C-arm tilt towards the head / feet 2 degrees"),
     ("Ctrl+Shift + arrows", "move the table: the beam's centre 10 mm towards the head, feet, left or right"),
     ("V", "show / hide the spine inside the skin (where the scenario allows)"),
+    ("Home", "the 3D view back to the operator's place beside the table"),
+    ("Left mouse drag / wheel", "orbit / zoom the 3D view"),
+    ("Click a thumbnail", "see that image of the attempt again on the monitor"),
     ("P", "switch right-click between choosing the entry and palpating"),
     ("Ctrl+Enter or F10", "finish the attempt and see the debrief"),
     ("F1", "this help"),
@@ -140,11 +143,14 @@ class MainWindow(QMainWindow):
         brief.setWordWrap(True)
         right_layout.addWidget(brief)
 
-        from simulator.app.widgets import QtXRayMonitor, force_trace, pressure_trace
+        from simulator.app.widgets import HelpOverlay, ImageStrip, QtXRayMonitor, force_trace, pressure_trace
 
         self.monitor = QtXRayMonitor()
+        self.image_strip = ImageStrip()
+        self.image_strip.image_chosen.connect(self.show_taken_image)
         if sim.guidance == "fluoroscopy":
             right_layout.addWidget(self.monitor, stretch=3)
+            right_layout.addWidget(self.image_strip)
             right_layout.addWidget(self._carm_panel())
         else:
             self.monitor.hide()
@@ -182,6 +188,7 @@ class MainWindow(QMainWindow):
         if sim.guidance == "fluoroscopy":
             # the pedal is a held key: seen before any widget can take it as a button press
             QApplication.instance().installEventFilter(self)
+        self.help_overlay = HelpOverlay(SHORTCUTS, self.centralWidget(), self)
         self._build_menu()
         # the panels scroll up and down, never sideways: their pane is as wide as they need
         self._panels.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
@@ -432,6 +439,7 @@ class MainWindow(QMainWindow):
         report = QAction("Landmark versus image guidance report...", self)
         report.triggered.connect(self.show_report)
         instructor.addAction(report)
+        self._build_view_menu()
         help_menu = self.menuBar().addMenu("&Help")
         shortcuts = QAction("Keyboard shortcuts", self)
         shortcuts.setShortcut(QKeySequence("F1"))
@@ -442,6 +450,47 @@ class MainWindow(QMainWindow):
             self, "About SpineSim", "SpineSim: a simulator for image-guided and landmark spinal injections.\n\n"
             "For training only; not for clinical use. GPL-3.0-or-later."))
         help_menu.addAction(about)
+
+    def _build_view_menu(self) -> None:
+        """The 3D view's layers (under fluoroscopy only: at the bedside the trainee sees the
+        patient as is) and the operator's view."""
+        from simulator.scene.scene import LAYERS
+
+        view_menu = self.menuBar().addMenu("&View")
+        names = {"skin": "Skin", "table": "Table", "carm": "C-arm", "markers": "Palpation marks"}
+        self.layer_actions: dict[str, QAction] = {}
+        for layer in LAYERS:
+            if layer == "carm" and self.sim.guidance != "fluoroscopy":
+                continue
+            action = QAction(f"Show {names[layer].lower()}", self, checkable=True)
+            action.setChecked(True)
+            action.setEnabled(self.sim.guidance == "fluoroscopy")
+            action.toggled.connect(lambda on, name=layer: self.set_layer_visible(name, on))
+            view_menu.addAction(action)
+            self.layer_actions[layer] = action
+        if self.sim.guidance != "fluoroscopy":
+            view_menu.addSection("Layers are fixed in landmark mode")
+        view_menu.addSeparator()
+        home = QAction("Operator's view", self)
+        home.setShortcut(QKeySequence("Home"))
+        home.triggered.connect(self.reset_view)
+        view_menu.addAction(home)
+
+    def set_layer_visible(self, layer: str, visible: bool) -> None:
+        """Show or hide a layer of the 3D view (fluoroscopy mode only)."""
+        if self.sim.guidance != "fluoroscopy":
+            return
+        self.scene.set_layer_visible(layer, visible)
+        self.plotter.render()
+
+    def reset_view(self) -> None:
+        self.scene.reset_camera()
+        self.plotter.render()
+
+    def show_taken_image(self, index: int) -> None:
+        """Image ``index`` of this attempt on the monitor again (a review, not a new exposure)."""
+        image = self.sim.images[index]
+        self.monitor.show_image(image.display, f"#{index + 1} (review)  {self._pose_caption(image.pose)}")
 
     def choose_scenario(self) -> None:
         """The scenario picker; a choice closes this attempt (already on disk) and opens the new
@@ -614,6 +663,9 @@ class MainWindow(QMainWindow):
         kind = event.kind
         if kind in ("entry_set", "needle_advanced", "needle_withdrawn", "needle_redirected"):
             self.scene.update_needle()
+            if self.sim.fluoroscopy_on:
+                # the pedal is down: the trainee sees the needle move at once, not at the next pulse
+                self._show_live_frame()
         elif kind == "carm_moved":
             for box, value in ((self.oblique, event.data["oblique_deg"]), (self.tilt, event.data["tilt_deg"])):
                 box.blockSignals(True)
@@ -631,8 +683,9 @@ class MainWindow(QMainWindow):
             self.monitor.show_image(hold.display, f"LIH  {self._pose_caption(hold.pose)}")
         elif kind == "image_acquired":
             image = self.sim.images[event.data["index"]]
-            self.monitor.show_image(image.display, f"#{event.data['index'] + 1}  "
-                                                   f"{self._pose_caption(image.pose)}")
+            caption = f"#{event.data['index'] + 1}  {self._pose_caption(image.pose)}"
+            self.monitor.show_image(image.display, caption)
+            self.image_strip.add_image(event.data["index"], image.display, caption)
         if kind == "palpated":
             self.scene.add_palpation_marker(event.data["point_mm"], event.data["finding"], event.data["depth_mm"])
             self.palpation_label.setText(palpation_text(event.data))
@@ -689,8 +742,8 @@ class MainWindow(QMainWindow):
             f"Contrast {m['contrast_ml']:.1f} mL" + dose_text)
 
     def show_help(self) -> None:
-        rows = "".join(f"<tr><td><b>{k}</b></td><td>{v}</td></tr>" for k, v in SHORTCUTS)
-        QMessageBox.information(self, "Keyboard shortcuts", f"<table>{rows}</table>")
+        """Every key and mouse action over the window (F1 again, Esc or a click closes it)."""
+        self.help_overlay.toggle()
 
     def sign_in(self) -> None:
         """Who is at the station: their attempts from the next one on are kept under their name."""
@@ -727,6 +780,16 @@ class MainWindow(QMainWindow):
         text.setObjectName("debrief_text")
         text.setHtml(debrief_html(card, self.sim, self.record_path))
         layout.addWidget(text)
+        if self.sim.images:
+            from simulator.app.widgets import ImageStrip
+
+            strip = ImageStrip(96)
+            strip.setObjectName("debrief_images")
+            for i, image in enumerate(self.sim.images):
+                strip.add_image(i, image.display, self._pose_caption(image.pose))
+            strip.image_chosen.connect(self.show_taken_image)
+            layout.addWidget(QLabel("The images you took (click one to see it on the monitor):"))
+            layout.addWidget(strip)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         replay = buttons.addButton("Replay the attempt", QDialogButtonBox.ButtonRole.ActionRole)
         replay.setObjectName("replay")
@@ -755,6 +818,11 @@ class MainWindow(QMainWindow):
         settings.setValue("window/geometry", self.saveGeometry())
         settings.setValue("window/splitter", self.splitter.saveState())
         settings.sync()
+
+    def resizeEvent(self, event):  # noqa: N802 (Qt name)
+        super().resizeEvent(event)
+        if self.help_overlay.isVisible():
+            self.help_overlay.follow()
 
     def closeEvent(self, event):  # noqa: N802 (Qt name)
         self.save_layout()
@@ -857,7 +925,7 @@ def debrief_html(card, sim, record_path: str | None) -> str:
             f"<li>Contrast: {m['contrast_ml']:.1f} mL</li>"
             f"<li>Path of the tip: {m['path_total_mm']:.0f} mm in all, {m['path_in_tissue_mm']:.0f} mm in tissue; "
             f"needle in for {m['time_inside_s']:.0f} s</li></ul>"
-            "<p>The 3D view now shows the spine (see-through), the needle's path (magenta) and the target zone "
+            "<p>The 3D view now shows the spine (see-through), the needle's path (vermilion) and the target zone "
             f"(green: {sim.procedure.outcomes['success'][0]} at {sim.scenario.target_level}).</p>" + readings_html + record)
 
 

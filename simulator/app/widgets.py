@@ -1,11 +1,27 @@
-"""Small Qt widgets of the training window: the X-ray monitor and the syringe pressure trace."""
+"""Small Qt widgets of the training window: the X-ray monitor, the image history strip, the
+traces of the needle's readings and the keyboard help overlay."""
 
 from __future__ import annotations
 
 import numpy as np
-from PyQt6.QtCore import QPointF, QRectF, Qt
-from PyQt6.QtGui import QColor, QFont, QImage, QPainter, QPainterPath, QPen, QPixmap
-from PyQt6.QtWidgets import QLabel, QSizePolicy, QWidget
+import time
+
+from PyQt6.QtCore import QPointF, QRectF, QSize, Qt, pyqtSignal
+from PyQt6.QtGui import QColor, QFont, QIcon, QImage, QPainter, QPainterPath, QPen, QPixmap
+from PyQt6.QtWidgets import QLabel, QListView, QListWidget, QListWidgetItem, QSizePolicy, QWidget
+
+
+def grey_pixmap(grey: np.ndarray, side_px: int, device_pixel_ratio: float = 1.0) -> QPixmap:
+    """A square pixmap of a grey image, ``side_px`` logical pixels wide, sharp on high-DPI screens
+    (drawn at the screen's own pixel density)."""
+    grey = np.ascontiguousarray(grey, dtype=np.uint8)
+    h, w = grey.shape
+    qimg = QImage(grey.data, w, h, w, QImage.Format.Format_Grayscale8).copy()
+    physical = max(16, int(round(side_px * device_pixel_ratio)))
+    pix = QPixmap.fromImage(qimg).scaled(physical, physical, Qt.AspectRatioMode.KeepAspectRatio,
+                                         Qt.TransformationMode.SmoothTransformation)
+    pix.setDevicePixelRatio(device_pixel_ratio)
+    return pix
 
 
 class QtXRayMonitor(QLabel):
@@ -23,6 +39,8 @@ class QtXRayMonitor(QLabel):
         self.setText("No image yet.\nPress F to take an X-ray, hold Space for fluoroscopy.")
         self.level = 128.0  # window centre on the monitor's grey scale (brightness)
         self.width_grey = 256.0  # window width (contrast: narrower is harder)
+        #: perf_counter() time the monitor last painted an image (the benchmark's "on screen")
+        self.painted_at_s = 0.0
 
     @property
     def image(self) -> np.ndarray | None:
@@ -54,12 +72,8 @@ class QtXRayMonitor(QLabel):
     def _refresh(self) -> None:
         if self._image is None:
             return
-        shown = np.ascontiguousarray(self.displayed())
-        h, w = shown.shape
-        qimg = QImage(shown.data, w, h, w, QImage.Format.Format_Grayscale8).copy()
         side = max(64, min(self.width(), self.height()) - 4)
-        pix = QPixmap.fromImage(qimg).scaled(side, side, Qt.AspectRatioMode.KeepAspectRatio,
-                                             Qt.TransformationMode.SmoothTransformation)
+        pix = grey_pixmap(self.displayed(), side, self.devicePixelRatioF())
         painter = QPainter(pix)
         painter.setPen(QColor(235, 235, 120))
         font = QFont()
@@ -68,6 +82,119 @@ class QtXRayMonitor(QLabel):
         painter.drawText(8, 18, self._caption)
         painter.end()
         self.setPixmap(pix)
+
+    def paintEvent(self, event):  # noqa: N802 (Qt name)
+        super().paintEvent(event)
+        if self._image is not None:
+            self.painted_at_s = time.perf_counter()
+
+
+class ImageStrip(QListWidget):
+    """The attempt's images as a strip of thumbnails, newest last; clicking one emits its index
+    (the window shows it on the monitor to compare with the live picture)."""
+
+    image_chosen = pyqtSignal(int)
+
+    def __init__(self, thumb_px: int = 64, parent=None):
+        super().__init__(parent)
+        self.setObjectName("image_strip")
+        self.setViewMode(QListView.ViewMode.IconMode)
+        self.setFlow(QListView.Flow.LeftToRight)
+        self.setWrapping(False)
+        self.setMovement(QListView.Movement.Static)
+        self.setIconSize(QSize(thumb_px, thumb_px))
+        self.setFixedHeight(thumb_px + 34)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
+        self.setToolTip("Images of this attempt: click one to see it again on the monitor")
+        self._thumb_px = thumb_px
+        self.itemClicked.connect(lambda item: self.image_chosen.emit(int(item.data(Qt.ItemDataRole.UserRole))))
+
+    def add_image(self, index: int, grey: np.ndarray, caption: str) -> None:
+        """Add image ``index`` (0-based) with a short caption under its thumbnail."""
+        item = QListWidgetItem(QIcon(grey_pixmap(grey, self._thumb_px, self.devicePixelRatioF())), f"#{index + 1}")
+        item.setToolTip(caption)
+        item.setData(Qt.ItemDataRole.UserRole, index)
+        self.addItem(item)
+        self.scrollToItem(item)
+
+
+class HelpOverlay(QWidget):
+    """Every shortcut of the window over a dimmed copy of it (F1 shows and hides it; Esc or a click
+    hides it), so the trainee reads the keys without leaving the attempt.
+
+    Parameters
+    ----------
+    rows : list of (str, str)
+        (keys, what they do).
+    cover : QWidget
+        The widget the overlay covers (a child of ``parent``; the overlay takes its place).
+    parent : QWidget
+        The overlay's parent (not a layout's or a splitter's: they would take it in as a pane).
+    """
+
+    def __init__(self, rows, cover: QWidget, parent: QWidget):
+        super().__init__(parent)
+        self.setObjectName("help_overlay")
+        self.cover = cover
+        self.rows = list(rows)
+        self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, False)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.hide()
+
+    def toggle(self) -> None:
+        if self.isVisible():
+            self.hide()
+        else:
+            self.follow()
+            self.raise_()
+            self.show()
+            self.setFocus()
+
+    def follow(self) -> None:
+        """Take the covered widget's place (after a resize)."""
+        self.setGeometry(self.cover.geometry())
+
+    def mousePressEvent(self, event):  # noqa: N802 (Qt name)
+        self.hide()
+
+    def keyPressEvent(self, event):  # noqa: N802 (Qt name)
+        if event.key() in (Qt.Key.Key_Escape, Qt.Key.Key_F1):
+            self.hide()
+        else:
+            super().keyPressEvent(event)
+
+    def paintEvent(self, event):  # noqa: N802 (Qt name)
+        p = QPainter(self)
+        p.fillRect(self.rect(), QColor(12, 14, 18, 238))
+        font = QFont()
+        font.setPointSize(11)
+        p.setFont(font)
+        metrics = p.fontMetrics()
+        line_px = metrics.height() + 6
+        # two columns when the window is wide enough for them
+        columns = 2 if self.width() > 1100 else 1
+        per_column = -(-len(self.rows) // columns)
+        column_px = (self.width() - 60) // columns
+        key_px = min(230, column_px // 3)
+        title = QFont(font)
+        title.setPointSize(14)
+        title.setBold(True)
+        p.setFont(title)
+        p.setPen(QColor(255, 220, 120))
+        p.drawText(30, 40, "Keyboard and mouse  (F1 or Esc to close)")
+        wrap = Qt.TextFlag.TextWordWrap
+        p.setFont(font)
+        for col in range(columns):
+            x = 30 + col * column_px
+            y = 64.0
+            for keys, action in self.rows[col * per_column:(col + 1) * per_column]:
+                action_px = column_px - key_px - 16
+                height = max(line_px, metrics.boundingRect(0, 0, action_px, 10_000, wrap, action).height() + 4)
+                p.setPen(QColor(255, 220, 120))
+                p.drawText(QRectF(x, y, key_px - 10, height), wrap, keys)
+                p.setPen(QColor(230, 232, 236))
+                p.drawText(QRectF(x + key_px, y, action_px, height), wrap, action)
+                y += height
 
 
 class QtTrace(QWidget):
