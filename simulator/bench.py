@@ -75,7 +75,40 @@ def bench_full_spine(repeats: int = 3, cold_repeats: int = 3) -> dict:
             "cold_build": _summary(cold), "cached_load": _summary(cached)}
 
 
-def run_bench(repeats: int = 5, cold_repeats: int = 3, full_spine: bool = True) -> dict:
+def _app_child(args: list[str], env: dict) -> dict:
+    command = [sys.executable, "-m", "simulator.app.bench_app", *args]
+    if not env.get("DISPLAY") and not env.get("WAYLAND_DISPLAY"):
+        import shutil
+
+        if shutil.which("xvfb-run") is None:
+            raise RuntimeError("no display and no xvfb-run: the app cannot be measured here")
+        command = ["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", *command]
+    env = dict(env, SPINESIM_BENCH_T0=repr(time.time()))
+    out = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
+    if not lines:
+        raise RuntimeError(f"the app bench failed: {out.stderr.strip().splitlines()[-1:]}")
+    return json.loads(lines[-1])
+
+
+def bench_app(repeats: int = 5, presses: int = 30) -> dict:
+    """The app on the default scenario, each run in a fresh process: start-up to an interactive
+    window (patient cached, compiled code warm: one unmeasured start fills both), and a needle key
+    press to the X-ray on the monitor and to the 3D view."""
+    try:
+        with tempfile.TemporaryDirectory() as cache, tempfile.TemporaryDirectory() as data:
+            env = dict(os.environ, SPINESIM_CACHE_DIR=cache, SPINESIM_DATA_DIR=data)
+            _app_child(["startup"], env)  # builds and caches the patient
+            starts = [_app_child(["startup"], env)["startup_s"] for _ in range(repeats)]
+            result = {"startup_cached": {"median_s": round(statistics.median(starts), 3),
+                                         "runs_s": [round(s, 3) for s in starts]}}
+            result.update(_app_child(["latency", str(presses)], env))
+            return result
+    except (RuntimeError, subprocess.SubprocessError) as err:
+        return {"skipped": str(err)}
+
+
+def run_bench(repeats: int = 5, cold_repeats: int = 3, full_spine: bool = True, app: bool = True) -> dict:
     """Benchmark the default scenario's patient (and the default patient's whole spine); returns a
     JSON-friendly dict."""
     from simulator import __version__
@@ -167,6 +200,8 @@ def run_bench(repeats: int = 5, cold_repeats: int = 3, full_spine: bool = True) 
         run_reference(Simulation(loaded, anatomy=anatomy, image_size_px=512))
 
     results["reference_attempt_headless"] = _timed(reference_attempt, max(1, repeats // 2))
+    if app:
+        results["app"] = bench_app(repeats)
     if full_spine:
         results["full_spine"] = bench_full_spine(min(repeats, 3), cold_repeats)
     return {

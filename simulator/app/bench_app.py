@@ -1,0 +1,140 @@
+"""The app's speed as a trainee feels it, for ``spinesim bench``: start-up to an interactive window,
+a needle key press to the updated X-ray on the monitor and to the updated 3D view, and the longest
+time the window stops answering during an attempt.
+
+Each figure is measured in a fresh process (``python -m simulator.app.bench_app MODE``) on the
+real window, under the display the bench finds (Xvfb on a headless machine), and printed as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import sys
+import time
+
+#: perf_counter() at the moment this module was imported: the start-up clock starts in the parent
+#: (``SPINESIM_BENCH_T0``, wall time) so the interpreter's own start and the imports count.
+_T0_WALL = float(os.environ.get("SPINESIM_BENCH_T0", time.time()))
+
+
+def _median(values: list[float]) -> dict:
+    return {"median_ms": round(1000.0 * statistics.median(values), 2),
+            "runs_ms": [round(1000.0 * v, 2) for v in values]}
+
+
+def _open_default_window():
+    from PyQt6.QtWidgets import QApplication
+
+    from simulator.app.main import _open_window
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    window = _open_window(None, None, store=None)
+    if window is None:
+        raise SystemExit("the window could not be opened")
+    deadline = time.monotonic() + 30.0
+    while not window.isVisible() or not window.isActiveWindow():
+        app.processEvents()
+        window.activateWindow()
+        if time.monotonic() > deadline:
+            break
+    window.plotter.render()
+    app.processEvents()
+    return app, window
+
+
+def startup() -> dict:
+    """Seconds from the process's start (set by the parent) to the default scenario's window shown,
+    rendered and taking events, with the patient in the cache and the compiled code warm."""
+    _open_default_window()
+    return {"startup_s": time.time() - _T0_WALL}
+
+
+def latency(repeats: int = 30) -> dict:
+    """Key press to picture, measured on the real window (medians over ``repeats`` presses)."""
+    import numpy as np
+    from PyQt6.QtCore import Qt, QTimer
+    from PyQt6.QtTest import QTest
+
+    from simulator.protocol import commands as cmd
+
+    app, window = _open_default_window()
+    sim = window.sim
+    anatomy = sim.anatomy
+    level = sim.scenario.target_level
+    target = anatomy.landmark(f"{level}.interlaminar_center")
+    entry = anatomy.skin_point_behind(target)
+    window.execute(cmd.SetEntry(point_mm=tuple(float(v) for v in entry), direction=(0.0, 1.0, 0.0)))
+    window.advance(5.0)
+
+    rendered = {"at": 0.0}
+    window.plotter.ren_win.AddObserver("EndEvent", lambda *_: rendered.__setitem__("at", time.perf_counter()))
+
+    # the longest gap between 5 ms heartbeats while the attempt goes on (the window's freezes)
+    beats: list[float] = []
+    heart = QTimer()
+    heart.timeout.connect(lambda: beats.append(time.perf_counter()))
+    heart.start(5)
+
+    def wait_until(flag, timeout_s: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not flag() and time.monotonic() < deadline:
+            app.processEvents()
+
+    # a single X-ray (F) at an unchanged pose: the first one sets the pose, the next ones time it
+    window.take_image()
+    wait_until(lambda: len(sim.images) == 1)
+    shot_s = []
+    for _ in range(max(3, repeats // 5)):
+        n = len(sim.images)
+        t0 = time.perf_counter()
+        QTest.keyClick(window, Qt.Key.Key_F)
+        wait_until(lambda n=n: len(sim.images) > n and window.monitor.painted_at_s > t0)
+        shot_s.append(window.monitor.painted_at_s - t0)
+
+    # the pedal down, then needle key presses: each one to the live image on the monitor and to
+    # the 3D view
+    window.pedal_down()
+    wait_until(lambda: window.monitor.painted_at_s > 0.0)
+    to_image_s, to_3d_s = [], []
+    for i in range(repeats):
+        key = Qt.Key.Key_Up if i % 2 == 0 else Qt.Key.Key_Down
+        t0 = time.perf_counter()
+        QTest.keyClick(window, key)
+        wait_until(lambda: window.monitor.painted_at_s > t0 and rendered["at"] > t0, 5.0)
+        to_image_s.append(window.monitor.painted_at_s - t0)
+        to_3d_s.append(rendered["at"] - t0)
+    window.pedal_up()
+    # a new C-arm pose (the slow image, taken off the GUI thread) and the debrief, in the heartbeat
+    QTest.keyClick(window, Qt.Key.Key_3)
+    n = len(sim.images)
+    QTest.keyClick(window, Qt.Key.Key_F)
+    wait_until(lambda: len(sim.images) > n)
+    QTest.keyClick(window, Qt.Key.Key_F10)
+    wait_until(lambda: window.debrief_dialog is not None)
+    for _ in range(20):
+        app.processEvents()
+        time.sleep(0.005)
+    heart.stop()
+    gaps = np.diff(beats) if len(beats) > 1 else np.array([0.0])
+    return {
+        "xray_key_to_monitor_same_pose": _median(shot_s),
+        "needle_key_to_live_image_on_monitor": _median(to_image_s),
+        "needle_key_to_3d_view": _median(to_3d_s),
+        "gui_longest_stall_ms": round(1000.0 * float(gaps.max()), 1),
+        "gui_stalls_over_100ms": int((gaps > 0.1).sum()),
+        "image_size_px": sim.image_size_px,
+    }
+
+
+def main(argv: list[str]) -> int:
+    mode = argv[0] if argv else "startup"
+    result = startup() if mode == "startup" else latency(int(argv[1]) if len(argv) > 1 else 30)
+    print(json.dumps(result))
+    sys.stdout.flush()
+    os._exit(0)  # the window's VTK context needs no tidy exit; the figures are out
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
