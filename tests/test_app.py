@@ -442,3 +442,212 @@ def test_the_window_layout_and_the_trainees_name_are_remembered(make_window, qtb
     assert offered.name.text() == "Ana Ruiz"
     offered.name.setText("  !! ")
     assert not offered.buttons.button(offered.buttons.StandardButton.Ok).isEnabled()
+
+
+def _screen_point(window, point_mm):
+    """Where a world point shows in the 3D view, in the widget's coordinates (Qt: y down)."""
+    from PyQt6.QtCore import QPoint
+
+    renderer = window.plotter.renderer
+    renderer.SetWorldPoint(*[float(v) for v in point_mm], 1.0)
+    renderer.WorldToDisplay()
+    x, y, _ = renderer.GetDisplayPoint()
+    ratio = window.plotter.devicePixelRatioF()
+    height_px = window.plotter.ren_win.GetSize()[1]
+    return QPoint(int(round(x / ratio)), int(round((height_px - y) / ratio)))
+
+
+def _right_click(qtbot, window, point_mm):
+    qtbot.mouseClick(window.plotter, Qt.MouseButton.RightButton, pos=_screen_point(window, point_mm))
+
+
+def test_a_whole_fluoroscopy_attempt_by_mouse_and_keyboard(make_window, qtbot):
+    """The trainee's hands only: a right-click on the skin in the 3D view picks the entry where the
+    mouse is; keys aim, advance, take images (thumbnails in the strip, each shown again on a click),
+    run the pedal, inject and read contrast, and finish; the debrief shows the score, the images
+    taken and the answer key."""
+    from simulator.procedures.lumbar_interlaminar import clear_path_entry
+
+    window = make_window(FLUORO)
+    sim = window.sim
+    target = sim.anatomy.landmark("L4-L5.epidural_target")
+    entry, direction = clear_path_entry(sim.anatomy, target, 0.0)
+    window.plotter.render()
+    _right_click(qtbot, window, entry)
+    qtbot.waitUntil(lambda: sim.needle.inserted, timeout=5_000)
+    # the picked point is on the skin where the mouse was (within a few pixels' worth of mm)
+    assert np.linalg.norm(sim.needle.entry_mm - entry) < 6.0
+    assert "Depth" in window.depth_label.text()
+    # AP image by key: a thumbnail appears in the strip
+    _press(qtbot, window, Qt.Key.Key_F)
+    qtbot.waitUntil(lambda: window.image_strip.count() == 1, timeout=60_000)
+    # aim along the planned path and go in with the syringe pressed at each millimetre near the space
+    cranial_deg = float(np.degrees(np.arctan2(direction[2], direction[1])))
+    for _ in range(int(round(abs(cranial_deg) / 2.0))):
+        _press(qtbot, window, Qt.Key.Key_Up if cranial_deg > 0 else Qt.Key.Key_Down,
+               Qt.KeyboardModifier.ControlModifier)
+    depth_to_target = float(np.linalg.norm(target - sim.needle.entry_mm))
+    while sim.needle.depth_mm < depth_to_target - 12.0:
+        _press(qtbot, window, Qt.Key.Key_Up, Qt.KeyboardModifier.ShiftModifier)
+    # a lateral image to check depth (key 2, then F): a second thumbnail
+    _press(qtbot, window, Qt.Key.Key_2)
+    _press(qtbot, window, Qt.Key.Key_F)
+    qtbot.waitUntil(lambda: window.image_strip.count() == 2, timeout=60_000)
+    lost = False
+    while sim.needle.depth_mm < depth_to_target + 8.0 and not lost:
+        _press(qtbot, window, Qt.Key.Key_Up)
+        _press(qtbot, window, Qt.Key.Key_L)
+        lost = any(e.kind == "loss_of_resistance" for e in sim.events)
+    assert lost
+    # the pedal held while the needle moves: the live image follows each key press at once
+    qtbot.keyPress(window, Qt.Key.Key_Space)
+    qtbot.waitUntil(lambda: window.monitor.image is not None and "LIVE" in window.monitor._caption, timeout=60_000)
+    shown = window.monitor.image.copy()
+    _press(qtbot, window, Qt.Key.Key_Down)
+    assert not np.array_equal(window.monitor.image, shown)
+    _press(qtbot, window, Qt.Key.Key_Up)
+    _press(qtbot, window, Qt.Key.Key_C)
+    qtbot.keyRelease(window, Qt.Key.Key_Space)
+    assert "LIH" in window.monitor._caption
+    window.pattern_choice.setCurrentIndex(window.pattern_choice.findData("epidural"))
+    _press(qtbot, window, Qt.Key.Key_R)
+    # a click on the first thumbnail shows that image again on the monitor
+    first = window.image_strip.item(0)
+    qtbot.mouseClick(window.image_strip.viewport(), Qt.MouseButton.LeftButton,
+                     pos=window.image_strip.visualItemRect(first).center())
+    assert window.monitor._caption.startswith("#1 (review)")
+    assert np.array_equal(window.monitor.image, sim.images[0].display)
+    _press(qtbot, window, Qt.Key.Key_F10)
+    qtbot.waitUntil(lambda: window.debrief_dialog is not None, timeout=10_000)
+    debrief = window.debrief_dialog
+    text = debrief.findChild(QTextBrowser, "debrief_text").toPlainText()
+    assert ("PASS" in text or "FAIL" in text) and "/ 100" in text and "you read epidural spread" in text
+    from PyQt6.QtWidgets import QListWidget
+
+    assert debrief.findChild(QListWidget, "debrief_images").count() == len(sim.images) == 2
+
+
+def test_a_whole_landmark_attempt_by_mouse_and_keyboard(make_window, qtbot):
+    """Landmark mode by hand: right-clicks palpate the spinous processes (markers on the skin), P
+    switches the right-click to choosing the entry, the keys advance with the syringe on the hub to
+    the loss of resistance; no image is ever made and the 3D view's layers stay fixed."""
+    window = make_window(LANDMARK)
+    sim = window.sim
+    anatomy = sim.anatomy
+    assert window.layer_actions and not any(a.isEnabled() for a in window.layer_actions.values())
+    for level in ("L4", "L5"):
+        _right_click(qtbot, window, anatomy.skin_point_behind(anatomy.landmark(f"{level}.spinous_tip")))
+    qtbot.waitUntil(lambda: len(sim.palpations) == 2, timeout=5_000)
+    assert all(p.finding == "spinous process" for p in sim.palpations)
+    _press(qtbot, window, Qt.Key.Key_P)  # right-click now chooses the entry
+    from simulator.procedures.lumbar_interlaminar import clear_path_entry
+
+    target = anatomy.landmark("L4-L5.epidural_target")
+    entry, _ = clear_path_entry(anatomy, target, 0.0)
+    _right_click(qtbot, window, entry)
+    qtbot.waitUntil(lambda: sim.needle.inserted, timeout=5_000)
+    assert np.linalg.norm(sim.needle.entry_mm - entry) < 6.0
+    # point the needle at the target as the trainee would (the redirect keys, 2 degrees a press)
+    for _ in range(40):
+        want = target - sim.needle.entry_mm
+        error_deg = float(np.degrees(np.arctan2(want[2], want[1])
+                                     - np.arctan2(sim.needle.direction[2], sim.needle.direction[1])))
+        if abs(error_deg) <= 1.0:
+            break
+        _press(qtbot, window, Qt.Key.Key_Up if error_deg > 0 else Qt.Key.Key_Down, Qt.KeyboardModifier.ControlModifier)
+    depth_to_target = float(np.linalg.norm(target - sim.needle.entry_mm))
+    while sim.needle.depth_mm < depth_to_target - 12.0:
+        _press(qtbot, window, Qt.Key.Key_Up, Qt.KeyboardModifier.ShiftModifier)
+    _press(qtbot, window, Qt.Key.Key_Y)
+    while sim.needle.depth_mm < depth_to_target + 8.0 and not any(e.kind == "loss_of_resistance" for e in sim.events):
+        _press(qtbot, window, Qt.Key.Key_Up)
+    assert any(e.kind == "loss_of_resistance" for e in sim.events)
+    _press(qtbot, window, Qt.Key.Key_F)
+    _press(qtbot, window, Qt.Key.Key_F10)
+    qtbot.waitUntil(lambda: window.debrief_dialog is not None, timeout=10_000)
+    assert sim.images == [] and window.image_strip.count() == 0
+    assert sim.scorecard.placement.tissue == "epidural_fat", sim.scorecard.placement
+
+
+def test_the_help_overlay_and_the_layers_of_the_3d_view(make_window, qtbot):
+    """F1 lays every shortcut over the window and Esc takes it away; under fluoroscopy the View
+    menu hides and shows the C-arm (the 3D picture changes) and Home brings the operator's view."""
+    window = make_window(FLUORO)
+    _press(qtbot, window, Qt.Key.Key_F1)
+    overlay = window.help_overlay
+    assert overlay.isVisible() and overlay.geometry() == window.centralWidget().geometry()
+    picture = overlay.grab().toImage()
+    assert picture.pixelColor(5, 5).lightness() < 40  # the window is dimmed under the keys
+    qtbot.keyClick(overlay, Qt.Key.Key_Escape)
+    assert not overlay.isVisible()
+    before = window.plotter.screenshot(return_img=True)
+    window.layer_actions["carm"].trigger()
+    assert not any(a.GetVisibility() for a in window.scene._carm_actors)
+    after = window.plotter.screenshot(return_img=True)
+    assert np.abs(before.astype(int) - after.astype(int)).mean() > 1.0
+    # the C-arm stays hidden when it moves
+    _press(qtbot, window, Qt.Key.Key_2)
+    assert not any(a.GetVisibility() for a in window.scene._carm_actors)
+    window.layer_actions["carm"].trigger()
+    assert all(a.GetVisibility() for a in window.scene._carm_actors)
+    window.plotter.camera.azimuth = 60.0
+    camera = window.plotter.camera_position
+    _press(qtbot, window, Qt.Key.Key_Home)
+    assert window.plotter.camera_position != camera
+
+
+def test_building_a_patient_can_be_cancelled(qtbot, monkeypatch):
+    """A slow first build shows a progress dialog with Cancel: cancelling gives the window back at
+    once (the build goes on unseen and its result is dropped)."""
+    import threading
+
+    from PyQt6.QtCore import QTimer
+    from PyQt6.QtWidgets import QApplication, QProgressDialog
+
+    import simulator.anatomy.anatomy as anatomy_mod
+    from simulator.app.main import BuildCancelled, build_patient
+
+    release = threading.Event()
+    finished = threading.Event()
+
+    def slow_build(scenario):
+        release.wait(30)
+        finished.set()
+        raise RuntimeError("dropped")
+
+    monkeypatch.setattr(anatomy_mod, "anatomy_for_scenario", slow_build)
+
+    def cancel():
+        dialog = next(w for w in QApplication.topLevelWidgets()
+                      if isinstance(w, QProgressDialog) and w.objectName() == "build_progress" and w.isVisible())
+        dialog.cancel()
+
+    QTimer.singleShot(600, cancel)
+    with pytest.raises(BuildCancelled):
+        build_patient(load_scenario(FLUORO))
+    assert not finished.is_set()  # the window came back before the build ended
+    release.set()
+    qtbot.waitUntil(finished.is_set, timeout=10_000)
+
+
+def test_an_unexpected_error_is_logged_and_shown_not_a_crash(monkeypatch, tmp_path):
+    """The crash handler writes the traceback to the data folder's log and shows a readable message
+    (the attempt is on disk already: it is written command by command)."""
+    import sys
+
+    from PyQt6.QtWidgets import QMessageBox
+
+    from simulator.app.main import install_crash_handler
+
+    monkeypatch.setenv("SPINESIM_DATA_DIR", str(tmp_path))
+    shown = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda parent, title, text: shown.append(text))
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)
+    install_crash_handler()
+    try:
+        raise ValueError("the widget went wrong")
+    except ValueError:
+        sys.excepthook(*sys.exc_info())
+    log = (tmp_path / "crash.log").read_text()
+    assert "ValueError: the widget went wrong" in log and "Traceback" in log
+    assert len(shown) == 1 and "saved" in shown[0] and "Traceback" not in shown[0]
