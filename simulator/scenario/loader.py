@@ -119,3 +119,36 @@ def load_scenario(ref: str | Path) -> LoadedScenario:
         return parse_scenario(builtins[str(ref)], f"builtin:{ref}")
     known = ", ".join(sorted(builtins)) or "none"
     raise SpineSimError(f"{ref}: no such scenario file or built-in scenario (built-in: {known})")
+
+
+def user_scenarios_dir() -> Path:
+    """The folder of the instructor's own scenarios, ``<data folder>/scenarios`` (created if
+    missing; see :func:`simulator.paths.data_dir`).
+
+    Returns
+    -------
+    Path
+    """
+    from simulator.paths import data_dir
+
+    path = data_dir() / "scenarios"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def user_scenarios() -> dict[str, Path]:
+    """The instructor's saved scenarios that load: file name without ``.toml`` -> path, sorted
+    by name. A file that does not load is left out (the scenario editor opens it to fix it).
+
+    Returns
+    -------
+    dict of str to Path
+    """
+    out: dict[str, Path] = {}
+    for path in sorted(user_scenarios_dir().glob("*.toml")):
+        try:
+            load_scenario(path)
+        except SpineSimError:
+            continue
+        out[path.stem] = path
+    return out

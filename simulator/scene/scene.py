@@ -51,15 +51,71 @@ def _polydata(mesh: Mesh) -> pv.PolyData:
     return pv.PolyData(mesh.vertices_mm.astype(np.float64), faces)
 
 
+def target_zone_surface(sim, step_mm: float = 0.8) -> pv.PolyData:
+    """The procedure's target zone round its target point as a closed surface (what
+    :meth:`SpineScene.show_target_zone` draws; no rendering, so it may be computed off the GUI
+    thread).
+
+    Parameters
+    ----------
+    sim : Simulation
+    step_mm : float
+        Sampling step of the zone's exact tissue queries.
+    """
+    anatomy, scenario = sim.anatomy, sim.scenario
+    centre = sim.procedure.target_point(anatomy, scenario)
+    half_mm = np.array([12.0, 14.0, 16.0])
+    axes = [np.arange(centre[i] - half_mm[i], centre[i] + half_mm[i], step_mm) for i in range(3)]
+    grid = np.stack(np.meshgrid(*axes, indexing="ij"), -1)
+    points = grid.reshape(-1, 3)
+    labels = anatomy.tissue_at(points)
+    inside = sim.procedure.in_target_zone(anatomy, scenario, labels, points).reshape(grid.shape[:3])
+    image = pv.ImageData(dimensions=inside.shape, spacing=(step_mm,) * 3, origin=tuple(a[0] for a in axes))
+    image.point_data["v"] = inside.astype(np.float32).ravel(order="F")
+    return image.contour([0.5], scalars="v")
+
+
 _SHADED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
+#: The share of the skin's marching-cubes triangles the 3D view keeps: the body's surface is smooth,
+#: and at full count (about 330 000 for the default case) the skin alone took 80-220 ms a frame in
+#: software OpenGL; a quarter of them draws in a third of the time.
+SKIN_KEEP_FRACTION = 0.25
+
+
+def _display_skin(anatomy, mesh: Mesh) -> pv.PolyData:
+    """The skin decimated for drawing, cached on disk beside the anatomy's own cache (decimating
+    takes 2-4 s)."""
+    from simulator.paths import cache_dir
+
+    key = getattr(getattr(anatomy, "info", None), "cache_key", None)
+    path = cache_dir() / "scene" / f"{key}_skin_{SKIN_KEEP_FRACTION:g}.vtp" if key else None
+    if path is not None and path.exists():
+        try:
+            return pv.read(path)
+        except Exception:  # noqa: BLE001 - an unreadable cache entry is made again
+            pass
+    skin = _polydata(mesh).decimate(1.0 - SKIN_KEEP_FRACTION).compute_normals(auto_orient_normals=False,
+                                                                              split_vertices=False)
+    if path is not None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(path.stem + ".tmp.vtp")
+            skin.save(tmp)
+            tmp.replace(path)
+        except OSError:
+            pass  # a read-only cache: decimated again next time
+    return skin
+
+
 def shaded_polydata(anatomy) -> dict[str, pv.PolyData]:
-    """The anatomy's meshes as polydata with point normals, made once per anatomy: the normals are
-    the slow part of opening a scene (about half a second), so the app makes them while the patient
+    """The anatomy's meshes as polydata with point normals (the skin decimated), made once per
+    anatomy: they are the slow part of opening a scene, so the app makes them while the patient
     loads, off the GUI thread."""
     if anatomy not in _SHADED:
-        _SHADED[anatomy] = {name: _polydata(mesh).compute_normals(auto_orient_normals=False, split_vertices=False)
+        _SHADED[anatomy] = {name: _display_skin(anatomy, mesh) if name == "skin" else
+                            _polydata(mesh).compute_normals(auto_orient_normals=False, split_vertices=False)
                             for name, mesh in anatomy.meshes().items()}
     return _SHADED[anatomy]
 
@@ -286,19 +342,7 @@ class SpineScene:
 
     def show_target_zone(self) -> None:
         """The procedure's target zone round its target point as a translucent cloud."""
-        anatomy, scenario = self.sim.anatomy, self.sim.scenario
-        centre = self.sim.procedure.target_point(anatomy, scenario)
-        half = np.array([12.0, 14.0, 16.0])
-        step = 0.8
-        axes = [np.arange(centre[i] - half[i], centre[i] + half[i], step) for i in range(3)]
-        grid = np.stack(np.meshgrid(*axes, indexing="ij"), -1)
-        points = grid.reshape(-1, 3)
-        labels = anatomy.tissue_at(points)
-        epidural = self.sim.procedure.in_target_zone(anatomy, scenario, labels, points).reshape(grid.shape[:3])
-        epidural = epidural.astype(np.float32)
-        image = pv.ImageData(dimensions=epidural.shape, spacing=(step,) * 3, origin=tuple(a[0] for a in axes))
-        image.point_data["v"] = epidural.ravel(order="F")
-        surface = image.contour([0.5], scalars="v")
+        surface = target_zone_surface(self.sim)
         if surface.n_points:
-            self._target_actor = self.plotter.add_mesh(surface, color=TARGET_COLOUR, opacity=0.7,
-                                                       pickable=False, render=False, name="target_zone")
+            self._target_actor = self.plotter.add_mesh(surface, color=TARGET_COLOUR, opacity=0.7, pickable=False,
+                                                       render=False, name="target_zone")
