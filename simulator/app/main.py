@@ -115,9 +115,9 @@ def default_record_path(scenario_id: str) -> Path:
 
 
 def create_window(scenario_ref: str | None = None, anatomy=None, record_path=None, image_size_px: int = 512,
-                  store=None):
+                  store=None, course: int | str | None = None):
     """Build the training window synchronously (tests and scripts). Needs a QApplication. With a
-    ``store``, the attempt is also recorded there, under the station's trainee."""
+    ``store``, the attempt is also recorded there, under the station's trainee (and ``course``)."""
     from simulator.app.main_window import MainWindow
     from simulator.scenario.loader import DEFAULT_SCENARIO, load_scenario
     from simulator.simulation.simulation import Simulation
@@ -125,7 +125,7 @@ def create_window(scenario_ref: str | None = None, anatomy=None, record_path=Non
     loaded = load_scenario(scenario_ref or DEFAULT_SCENARIO)
     path = record_path or default_record_path(loaded.scenario.id)
     sim = Simulation(loaded, anatomy=anatomy, record_path=path, image_size_px=image_size_px,
-                     recorders=_store_recorders(store))
+                     recorders=_store_recorders(store, course))
     window = MainWindow(sim, record_path=str(path))
     window.store = store
     return window
@@ -148,13 +148,13 @@ def trainee() -> tuple[str, str | None]:
     return (account_for(name), name) if account_for(name) else (station_account(), None)
 
 
-def _store_recorders(store) -> list:
+def _store_recorders(store, course: int | str | None = None) -> list:
     if store is None:
         return []
     from simulator.records.recording import StoreRecorder
 
     account, name = trainee()
-    return [StoreRecorder(store, store.sign_in(account, name))]
+    return [StoreRecorder(store, store.sign_in(account, name), course=course)]
 
 
 def sign_in(parent=None) -> bool:
@@ -237,12 +237,14 @@ def run_app(scenario_ref: str | None = None, record_path: str | None = None, res
         status = app.exec()
         if not window.next_scenario:
             return status
-        scenario_ref, record_path = window.next_scenario, None
+        scenario_ref, record_path, course = window.next_scenario, None, window.next_course
+    else:
+        course = None
     from simulator.scenario.loader import DEFAULT_SCENARIO
 
     previous = None
     while True:
-        window = _open_window(scenario_ref, record_path, store)
+        window = _open_window(scenario_ref, record_path, store, course)
         if window is None:
             if previous is None:
                 return 2
@@ -253,10 +255,10 @@ def run_app(scenario_ref: str | None = None, record_path: str | None = None, res
         if not window.next_scenario:
             return status
         previous = scenario_ref or DEFAULT_SCENARIO
-        scenario_ref, record_path = window.next_scenario, None
+        scenario_ref, record_path, course = window.next_scenario, None, window.next_course
 
 
-def _open_window(scenario_ref: str | None, record_path: str | None, store=None):
+def _open_window(scenario_ref: str | None, record_path: str | None, store=None, course: int | None = None):
     """Load the scenario, build its patient off the GUI thread (with a progress dialog) and show
     the training window; ``None`` if the patient cannot be built."""
     from simulator.scenario.loader import DEFAULT_SCENARIO, load_scenario
@@ -279,7 +281,7 @@ def _open_window(scenario_ref: str | None, record_path: str | None, store=None):
 
     path = Path(record_path) if record_path else default_record_path(loaded.scenario.id)
     try:
-        recorders = _store_recorders(store)
+        recorders = _store_recorders(store, course)
     except SpineSimError as err:
         QMessageBox.warning(None, "SpineSim", f"This attempt cannot be kept in the database: {err}\n\nIt is "
                             f"kept in {path}.")

@@ -105,8 +105,12 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.sim = sim
         self.record_path = record_path
-        #: The scenario the trainee chose to go to next (the app opens it when this window closes).
+        #: The scenario the trainee chose to go to next (the app opens it when this window closes),
+        #: and the course it is done in (None: free practice).
         self.next_scenario: str | None = None
+        self.next_course: int | None = None
+        self.instructor = None  # the unlocked instructor (Actor), once the password is given
+        self.dialogs: list = []  # non-modal dialogs kept alive while open
         self._t0 = time.monotonic()
         self._busy = False
         self._live_timer = QTimer(self)
@@ -122,7 +126,9 @@ class MainWindow(QMainWindow):
         self.resize(1500, 900)
 
         splitter = QSplitter(Qt.Orientation.Horizontal)
-        self.plotter = QtInteractor(splitter, auto_update=False)
+        # no multisampling (nor FXAA): in software OpenGL they took 2-3 times the frame's own time,
+        # and a needle key press should redraw within the 100 ms a trainee feels as instant
+        self.plotter = QtInteractor(splitter, auto_update=False, multi_samples=0)
         self.plotter.setObjectName("view3d")
         splitter.addWidget(self.plotter)
         right = QWidget()
@@ -432,13 +438,29 @@ class MainWindow(QMainWindow):
         choose.setShortcut(QKeySequence("Ctrl+O"))
         choose.triggered.connect(self.choose_scenario)
         file_menu.addAction(choose)
+        courses = QAction("My courses...", self)
+        courses.setShortcut(QKeySequence("Ctrl+K"))
+        courses.triggered.connect(self.my_courses)
+        file_menu.addAction(courses)
+        progress = QAction("My progress...", self)
+        progress.setShortcut(QKeySequence("Ctrl+P"))
+        progress.triggered.connect(self.my_progress)
+        file_menu.addAction(progress)
+        file_menu.addSeparator()
         who = QAction("Sign in...", self)
         who.triggered.connect(self.sign_in)
         file_menu.addAction(who)
         instructor = self.menuBar().addMenu("&Instructor")
-        report = QAction("Landmark versus image guidance report...", self)
-        report.triggered.connect(self.show_report)
-        instructor.addAction(report)
+        for label, slot in (("Scenario editor...", self.edit_scenarios), ("Courses...", self.build_courses),
+                            ("Class view...", self.class_view),
+                            ("Results, report and exports...", self.show_results)):
+            action = QAction(label, self)
+            action.triggered.connect(slot)
+            instructor.addAction(action)
+        instructor.addSeparator()
+        leave = QAction("Leave instructor mode", self)
+        leave.triggered.connect(self.leave_instructor_mode)
+        instructor.addAction(leave)
         self._build_view_menu()
         help_menu = self.menuBar().addMenu("&Help")
         shortcuts = QAction("Keyboard shortcuts", self)
@@ -710,7 +732,9 @@ class MainWindow(QMainWindow):
         elif kind == "loss_of_resistance_tested":
             self.trace.set_readings(self.sim.lor_trace, self.sim.lor_times_s)
         self._update_status()
-        self.plotter.render()
+        # one frame when Qt next paints, for all the events of a command (a render per event drew
+        # the 3D view two or three times a key press)
+        self.plotter.update()
 
     def _pose_caption(self, pose) -> str:
         """The projection in patient terms and as the C-arm's console shows it."""
@@ -758,6 +782,86 @@ class MainWindow(QMainWindow):
         from simulator.app.instructor import show_report
 
         self.report_dialog = show_report(self, self.store)
+
+    # ------------------------------------------------------------------------- trainee and instructor
+    def _keep(self, dialog):
+        if dialog is not None:
+            self.dialogs = [d for d in self.dialogs if d.isVisible()] + [dialog]
+        return dialog
+
+    def _trainee_actor(self):
+        from simulator.app.main import trainee
+
+        if self.store is None:
+            QMessageBox.warning(self, "SpineSim", "The attempt database is not available: courses and progress "
+                                "need it.")
+            return None
+        try:
+            return self.store.sign_in(*trainee())
+        except SpineSimError as err:
+            QMessageBox.warning(self, "SpineSim", str(err))
+            return None
+
+    def my_courses(self) -> None:
+        """The signed-in trainee's courses: a case started there closes this attempt (already
+        stored) and opens the case, its attempt kept under the course."""
+        from simulator.app.courses import MyCourses
+
+        actor = self._trainee_actor()
+        if actor is None:
+            return
+        dialog = MyCourses(self.store, actor, self)
+        if dialog.exec() and dialog.chosen:
+            self.next_scenario, self.next_course = dialog.chosen, dialog.chosen_course
+            self.close()
+
+    def my_progress(self):
+        """The signed-in trainee's history and learning curves."""
+        from simulator.app.progress import show_progress
+
+        actor = self._trainee_actor()
+        return self._keep(show_progress(self, self.store, actor)) if actor is not None else None
+
+    def instructor_actor(self):
+        """The unlocked instructor: asks for the password once per window (None if refused)."""
+        from simulator.app.courses import instructor_actor
+
+        if self.instructor is None:
+            self.instructor = instructor_actor(self, self.store)
+        return self.instructor
+
+    def leave_instructor_mode(self) -> None:
+        self.instructor = None
+        for dialog in self.dialogs:
+            if dialog.objectName() in ("course_builder", "class_view", "results", "scenario_editor"):
+                dialog.close()
+        self.statusBar().showMessage("Instructor mode left: the password is asked again next time.", 4000)
+
+    def build_courses(self):
+        from simulator.app.courses import open_course_builder
+
+        actor = self.instructor_actor()
+        return self._keep(open_course_builder(self, self.store, actor)) if actor is not None else None
+
+    def class_view(self):
+        from simulator.app.courses import open_class_view
+
+        actor = self.instructor_actor()
+        return self._keep(open_class_view(self, self.store, actor)) if actor is not None else None
+
+    def show_results(self):
+        from simulator.app.results import open_results
+
+        actor = self.instructor_actor()
+        return self._keep(open_results(self, self.store, actor)) if actor is not None else None
+
+    def edit_scenarios(self):
+        from simulator.app.scenario_editor import open_scenario_editor
+
+        # authoring writes files only; the password keeps trainees out of the answer keys
+        if self.instructor_actor() is None:
+            return None
+        return self._keep(open_scenario_editor(self))
 
     def open_replay(self) -> None:
         """The whole attempt played back (3D, images and timeline in step, play/pause/seek)."""
