@@ -266,6 +266,122 @@ def app_screenshots(anatomy) -> None:
         leftover.unlink()
 
 
+def _wait(app, condition, timeout_s: float = 120.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while not condition() and time.monotonic() < deadline:
+        app.processEvents()
+        time.sleep(0.01)
+
+
+def station_screenshots(anatomy=None) -> None:
+    """Every other screen of the station, on a demonstration store (an instructor, two trainees, a
+    course and their attempts): help overlay, scenario picker, My courses, My progress, scenario
+    editor with its preview, course builder, class view, results and the replay window."""
+    import os
+    import tempfile
+
+    from PyQt6.QtWidgets import QApplication
+
+    from simulator.anatomy.anatomy import build_anatomy
+    from simulator.app.main import create_window
+    from simulator.protocol import commands as cmd
+    from simulator.records.recording import StoreRecorder
+    from simulator.records.store import Store
+    from simulator.scenario.loader import load_scenario
+    from simulator.simulation.reference import run_reference
+    from simulator.simulation.simulation import Simulation
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    loaded = load_scenario(DEFAULT)
+    if anatomy is None:
+        sc = loaded.scenario
+        anatomy = build_anatomy(sc.patient.parameters(), voxel_mm=sc.anatomy.voxel_mm, levels=sc.anatomy.levels)
+    tmp = tempfile.mkdtemp(prefix="spinesim-screens-")
+    os.environ["SPINESIM_DATA_DIR"] = tmp  # the demonstration's users and attempts, never the user's
+    store = Store.open(f"sqlite:///{tmp}/station.db")
+    store.add_user(None, "lee", "Dr Lee", "instructor", password="demonstration only")
+    lee = store.unlock("lee", "demonstration only")
+    for account, name in (("ann", "Ann Archer"), ("ben", "Ben Baker")):
+        store.add_user(lee, account, name, "trainee")
+    course_id = store.create_course(lee, "Block 1: lumbar epidurals", [DEFAULT, LANDMARK], ["ann", "ben"])
+
+    def attempt(account, scenario, expert: bool):
+        sim = Simulation(load_scenario(scenario), anatomy=anatomy, image_size_px=256,
+                         recorders=[StoreRecorder(store, store.actor(account), course=course_id)])
+        if expert:
+            run_reference(sim)
+        else:  # stops short, in the ligament
+            target = anatomy.landmark(f"{sim.scenario.target_level}.interlaminar_center")
+            sim.apply(cmd.SetEntry(point_mm=tuple(float(v) for v in anatomy.skin_point_behind(target)),
+                                   direction=(0.0, 1.0, 0.0)))
+            for _ in range(3):
+                sim.apply(cmd.Advance(distance_mm=10.0))
+            sim.apply(cmd.Finish())
+        return sim
+
+    for expert in (False, False, True, True):
+        last = attempt("ann", DEFAULT, expert)
+    attempt("ann", LANDMARK, True)
+    attempt("ben", DEFAULT, False)
+
+    def shot(widget, name: str, size=(1280, 760)) -> None:
+        widget.resize(*size)
+        widget.show()
+        for _ in range(5):
+            app.processEvents()
+        widget.grab().save(str(OUT / name))
+        print("wrote", OUT / name)
+
+    window = create_window(DEFAULT, anatomy=anatomy, record_path=Path(tmp) / "a.jsonl", store=store)
+    window.resize(1500, 900)
+    window.show()
+    app.processEvents()
+    run_reference(window.sim, finish=False)
+    window.show_help()
+    shot(window, "app_help.png", (1500, 900))
+    window.show_help()
+
+    from simulator.app.scenario_picker import ScenarioPicker
+
+    picker = ScenarioPicker(window, current=DEFAULT)
+    shot(picker, "app_picker.png", (1100, 600))
+    from simulator.app.courses import ClassView, CourseBuilder, MyCourses
+
+    shot(MyCourses(store, store.actor("ann")), "app_my_courses.png", (900, 420))
+    from simulator.app.progress import show_progress
+
+    shot(show_progress(None, store, store.actor("ann")), "app_progress.png", (1280, 720))
+    from simulator.app.scenario_editor import open_scenario_editor
+
+    editor = open_scenario_editor(None)
+    editor.resize(1300, 760)
+    shown = []
+    editor.preview_shown.connect(lambda: shown.append(True))
+    editor.start_preview()
+    _wait(app, lambda: shown)
+    shot(editor, "app_scenario_editor.png", (1300, 760))
+    shot(CourseBuilder(store, lee), "app_course_builder.png", (1150, 640))
+    view = ClassView(store, lee, course_id)
+    view.refresh()
+    shot(view, "app_class_view.png", (1000, 360))
+    from simulator.app.results import ResultsDialog
+
+    results = ResultsDialog(store, lee)
+    results.show()
+    _wait(app, lambda: results.report is not None)
+    shot(results, "app_results.png", (1300, 800))
+    from simulator.app.replay_window import open_replay
+
+    replay = open_replay(last.loaded, last.record, anatomy=anatomy, image_size_px=256)
+    replay.seek(len(replay.timeline.steps) // 2)
+    shot(replay, "app_replay.png", (1400, 820))
+    for widget in (replay, results, view, editor, window):
+        widget.close()
+    store.close()
+
+
 def _tile(image: np.ndarray, caption: str, size: int = 300) -> np.ndarray:
     """An image scaled to ``size`` with a caption strip (up to two lines, split at "|") under it."""
     from PIL import ImageDraw
@@ -393,6 +509,7 @@ def main() -> int:
     procedure_views()
     contrast_patterns(anatomy)
     app_screenshots(anatomy)
+    station_screenshots(anatomy)
     return 0
 
 
