@@ -6,7 +6,7 @@ import sys
 import time
 from pathlib import Path
 
-from PyQt6.QtCore import QObject, QThread, pyqtSignal
+from PyQt6.QtCore import QObject, QThread, QThreadPool, pyqtSignal
 from PyQt6.QtWidgets import QApplication, QMessageBox, QProgressDialog
 
 from simulator.errors import SpineSimError
@@ -33,17 +33,17 @@ class _Loader(QObject):
 
             shaded_polydata(anatomy)  # the meshes with their normals, ready for the 3D view
             _ = anatomy.landmarks  # computed now, off the GUI thread
-            # compile the ray casters now (once per machine; cached on disk) so the trainee's first
-            # X-ray is not slow
+            # load the compiled ray casters now (numba's on-disk cache) on a tiny volume, so the first
+            # X-ray is not slow; the patient's attenuation volume is made after the window shows
             import numpy as np
 
             from simulator.imaging.carm import CArmPose
             from simulator.imaging.fluoroscope import Fluoroscope
             from simulator.imaging.overlay import Overlay
 
-            centre = 0.5 * (anatomy.grid.lo_mm + anatomy.grid.hi_mm)
-            wire = Overlay(np.stack([centre, centre + np.array([0.0, 20.0, 0.0])]), 0.5)
-            Fluoroscope(anatomy.mu_volume(), anatomy.world_from_voxel, 16).render(
+            centre = np.array([16.0, 16.0, 16.0])
+            wire = Overlay(np.stack([centre, centre + np.array([0.0, 8.0, 0.0])]), 0.5)
+            Fluoroscope(np.zeros((32, 32, 32), np.float32), np.eye(4), 16).render(
                 CArmPose(0.0, 0.0, tuple(float(v) for v in centre)), [wire], None, (0,))
         except SpineSimError as err:
             self.failed.emit(str(err))
@@ -291,4 +291,6 @@ def _open_window(scenario_ref: str | None, record_path: str | None, store=None, 
     window.store = store
     window.show()
     window.plotter.render()
+    # the attenuation volume the X-rays need (0.5-1 s), made while the trainee looks at the case
+    QThreadPool.globalInstance().start(anatomy.mu_volume)
     return window
