@@ -72,9 +72,10 @@ def latency(repeats: int = 30) -> dict:
     window.plotter.ren_win.AddObserver("EndEvent", lambda *_: rendered.__setitem__("at", time.perf_counter()))
 
     # the longest gap between 5 ms heartbeats while the attempt goes on (the window's freezes)
-    beats: list[float] = []
+    beats: list[tuple[float, str]] = []
+    phase = ["start"]
     heart = QTimer()
-    heart.timeout.connect(lambda: beats.append(time.perf_counter()))
+    heart.timeout.connect(lambda: beats.append((time.perf_counter(), phase[0])))
     heart.start(5)
 
     def wait_until(flag, timeout_s: float = 30.0) -> None:
@@ -83,6 +84,7 @@ def latency(repeats: int = 30) -> dict:
             app.processEvents()
 
     # a single X-ray (F) at an unchanged pose: the first one sets the pose, the next ones time it
+    phase[0] = "xray_same_pose"
     window.take_image()
     wait_until(lambda: len(sim.images) == 1)
     shot_s = []
@@ -95,6 +97,7 @@ def latency(repeats: int = 30) -> dict:
 
     # the pedal down, then needle key presses: each one to the live image on the monitor and to
     # the 3D view
+    phase[0] = "needle_keys_pedal_down"
     window.pedal_down()
     wait_until(lambda: window.monitor.painted_at_s > 0.0)
     to_image_s, to_3d_s = [], []
@@ -106,24 +109,32 @@ def latency(repeats: int = 30) -> dict:
         to_image_s.append(window.monitor.painted_at_s - t0)
         to_3d_s.append(rendered["at"] - t0)
     window.pedal_up()
+    phase[0] = "new_pose_xray"
     # a new C-arm pose (the slow image, taken off the GUI thread) and the debrief, in the heartbeat
     QTest.keyClick(window, Qt.Key.Key_3)
     n = len(sim.images)
     QTest.keyClick(window, Qt.Key.Key_F)
     wait_until(lambda: len(sim.images) > n)
+    phase[0] = "debrief"
     QTest.keyClick(window, Qt.Key.Key_F10)
     wait_until(lambda: window.debrief_dialog is not None)
     for _ in range(20):
         app.processEvents()
         time.sleep(0.005)
     heart.stop()
-    gaps = np.diff(beats) if len(beats) > 1 else np.array([0.0])
+    times = np.array([t for t, _ in beats])
+    gaps = np.diff(times) if len(beats) > 1 else np.array([0.0])
+    stalls_by_phase: dict[str, int] = {}
+    for gap, (_, name) in zip(gaps, beats[1:]):
+        if gap > 0.1:
+            stalls_by_phase[name] = stalls_by_phase.get(name, 0) + 1
     return {
         "xray_key_to_monitor_same_pose": _median(shot_s),
         "needle_key_to_live_image_on_monitor": _median(to_image_s),
         "needle_key_to_3d_view": _median(to_3d_s),
         "gui_longest_stall_ms": round(1000.0 * float(gaps.max()), 1),
         "gui_stalls_over_100ms": int((gaps > 0.1).sum()),
+        "gui_stalls_over_100ms_by_phase": stalls_by_phase,
         "image_size_px": sim.image_size_px,
     }
 

@@ -249,7 +249,7 @@ def run_app(scenario_ref: str | None = None, record_path: str | None = None, res
             if previous is None:
                 return 2
             # the new case could not be opened (or its build was cancelled): back to the last one
-            scenario_ref, record_path, previous = previous, None, None
+            scenario_ref, record_path, previous, course = previous, None, None, None
             continue
         status = app.exec()
         if not window.next_scenario:
