@@ -427,26 +427,27 @@ class _PreviewJob(QRunnable):
         super().__init__()
         self.job, self.loaded, self.signals, self.cancel = job, loaded, signals, cancel
 
-    def _emit(self, signal, *args) -> None:
+    def _emit(self, signal_name: str, *args) -> None:
         if self.cancel.is_set():
             return
         try:
-            signal.emit(self.job, *args)
+            # looked up here: reaching the signal raises once the editor is deleted
+            getattr(self.signals, signal_name).emit(self.job, *args)
         except RuntimeError:  # the editor was closed and deleted meanwhile
             self.cancel.set()
 
     def run(self) -> None:
         try:
-            result = build_preview(self.loaded, lambda p, s: self._emit(self.signals.progress, p, s),
+            result = build_preview(self.loaded, lambda p, s: self._emit("progress", p, s),
                                    self.cancel.is_set)
         except PreviewCancelled:
             return
         except SpineSimError as err:
-            self._emit(self.signals.failed, str(err))
+            self._emit("failed", str(err))
         except Exception as err:  # noqa: BLE001 - shown as a message, never a traceback
-            self._emit(self.signals.failed, f"{err.__class__.__name__}: {err}")
+            self._emit("failed", f"{err.__class__.__name__}: {err}")
         else:
-            self._emit(self.signals.finished, result)
+            self._emit("finished", result)
 
 
 # ------------------------------------------------------------------------------------- the dialog
