@@ -75,6 +75,7 @@ def target_zone_surface(sim, step_mm: float = 0.8) -> pv.PolyData:
     return image.contour([0.5], scalars="v")
 
 
+#: Each anatomy's display polydata (freed with the anatomy).
 _SHADED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
@@ -89,23 +90,21 @@ def _display_skin(anatomy, mesh: Mesh) -> pv.PolyData:
     takes 2-4 s)."""
     from simulator.paths import cache_dir
 
-    key = getattr(getattr(anatomy, "info", None), "cache_key", None)
-    path = cache_dir() / "scene" / f"{key}_skin_{SKIN_KEEP_FRACTION:g}.vtp" if key else None
-    if path is not None and path.exists():
+    path = cache_dir() / "scene" / f"{anatomy.info.cache_key}_skin_{SKIN_KEEP_FRACTION:g}.vtp"
+    if path.exists():
         try:
             return pv.read(path)
         except Exception:  # noqa: BLE001 - an unreadable cache entry is made again
             pass
     skin = _polydata(mesh).decimate(1.0 - SKIN_KEEP_FRACTION).compute_normals(auto_orient_normals=False,
                                                                               split_vertices=False)
-    if path is not None:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(path.stem + ".tmp.vtp")
-            skin.save(tmp)
-            tmp.replace(path)
-        except OSError:
-            pass  # a read-only cache: decimated again next time
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.stem + ".tmp.vtp")
+        skin.save(tmp)
+        tmp.replace(path)
+    except OSError:
+        pass  # a read-only cache: decimated again next time
     return skin
 
 
@@ -148,7 +147,8 @@ class SpineScene:
     def _build(self) -> None:
         pl = self.plotter
         pl.set_background((32, 36, 44), top=(78, 88, 104))
-        self._table_actor = pl.add_mesh(self._table(), color=(70, 76, 86), pickable=False, render=False, name="table")
+        self._table_actor = pl.add_mesh(self._table(), color=(70, 76, 86), pickable=False, render=False,
+                                        name="table")
         shaded = shaded_polydata(self.sim.anatomy)
         for name, mesh in self.meshes.items():
             if name == "skin":
