@@ -29,7 +29,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from simulator import __version__, cli_records
+from simulator import __version__, cli_records, cli_study
 from simulator.errors import SpineSimError
 
 FRAME_DESCRIPTION = ("patient frame RAS in mm: +x patient's right, +y anterior, +z cranial; origin at the "
@@ -107,6 +107,7 @@ def _parser() -> argparse.ArgumentParser:
                     "segmentations.nii.gz with the 'total' task's v2 class ids, and ct.nii.gz")
 
     cli_records.add_parsers(sub)
+    cli_study.add_parser(sub)
     bn = sub.add_parser("bench", help="benchmark medians, printed as JSON")
     bn.add_argument("--repeats", type=int, default=5, help="runs of each timed step (default 5)")
     bn.add_argument("--cold-repeats", type=int, default=3, help="cold phantom builds (default 3)")
@@ -408,7 +409,8 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["SPINESIM_DATABASE_URL"] = args.database
     handlers = {"landmarks": cmd_landmarks, "attempt": cmd_attempt, "render": cmd_render,
                 "scenarios": cmd_scenarios, "bench": _bench, "run": cmd_run, None: cmd_run,
-                "import-ct": cmd_import_ct, "anatomy": cmd_anatomy, **cli_records.HANDLERS}
+                "import-ct": cmd_import_ct, "anatomy": cmd_anatomy, "study": cli_study.cmd_study,
+                **cli_records.HANDLERS}
     if args.cmd is None:
         args.scenario = None
         args.record = None

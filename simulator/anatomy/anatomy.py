@@ -135,11 +135,13 @@ class Anatomy:
         """Named landmarks (world mm); names documented in :mod:`simulator.anatomy.landmarks`."""
         if self._landmarks is None:
             # cached beside the meshes: computing them is the slowest part of a cached start (~2 s)
-            path = _cache_folder(self.info.cache_key) / "landmarks.npz"
-            self._landmarks = _load_landmarks(path)
+            persist = getattr(self, "_persist", True)
+            path = _cache_folder(self.info.cache_key) / "landmarks.npz" if persist else None
+            self._landmarks = _load_landmarks(path) if path is not None else {}
             if not self._landmarks:
                 self._landmarks = self._compute_landmarks()
-                _save_landmarks(path, self._landmarks)
+                if path is not None:
+                    _save_landmarks(path, self._landmarks)
         return self._landmarks
 
     def landmark(self, name: str) -> np.ndarray:
@@ -354,7 +356,8 @@ def _cache_folder(key: str) -> Path:
 
 
 def build_anatomy(parameters: PatientParameters | ResolvedPatient, voxel_mm: float = DEFAULT_VOXEL_MM,
-                  levels: tuple[str, str] | None = None, use_cache: bool = True) -> PhantomAnatomy:
+                  levels: tuple[str, str] | None = None, use_cache: bool = True,
+                  landmarks: dict[str, np.ndarray] | None = None) -> PhantomAnatomy:
     """Build (or load from the cache) a patient's anatomy.
 
     Parameters
@@ -365,7 +368,10 @@ def build_anatomy(parameters: PatientParameters | ResolvedPatient, voxel_mm: flo
     levels : (str, str) or None
         Build only the body between two levels (e.g. ``("L3", "S1")``); ``None`` for all.
     use_cache : bool
-        Read and write the on-disk cache.
+        Read and write the on-disk cache (labels and landmarks).
+    landmarks : dict, optional
+        The same patient's landmarks from another region's build (they are the analytic
+        phantom's, whatever the region): not computed again.
     """
     patient = parameters.resolved() if isinstance(parameters, PatientParameters) else parameters
     if not (0.3 <= voxel_mm <= 4.0):
@@ -392,7 +398,11 @@ def build_anatomy(parameters: PatientParameters | ResolvedPatient, voxel_mm: flo
             np.save(tmp, labels)
             tmp.replace(path)
     info = BuildInfo(cache_key=key, from_cache=from_cache, seconds=time.perf_counter() - t0)
-    return PhantomAnatomy(phantom, grid, labels, info)
+    anatomy = PhantomAnatomy(phantom, grid, labels, info)
+    anatomy._persist = use_cache
+    if landmarks is not None:
+        anatomy._landmarks = landmarks
+    return anatomy
 
 
 def _save_meshes(path: Path, meshes: dict[str, Mesh]) -> None:

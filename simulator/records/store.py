@@ -1477,16 +1477,7 @@ class Store:
             cid = None
             if course:
                 cid = conn.execute(select(_COURSES.c.id).where(_COURSES.c.name == course)).scalar()
-            aid = conn.execute(insert(_ATTEMPTS).values(
-                owner=owner, course_id=cid, scenario_id=header["scenario"]["id"][:200], header=header, status=status,
-                started_at=started, finished_at=finished, writer_id=None, n_commands=len(commands),
-                n_events=len(events), origin=origin).returning(_ATTEMPTS.c.id)).scalar_one()
-            if commands:
-                conn.execute(insert(_COMMANDS), [{"attempt_id": aid, "seq": i, "t_s": c.t_s,
-                                                  "command": c.command.as_dict()} for i, c in enumerate(commands)])
-            if events:
-                conn.execute(insert(_EVENTS), [{"attempt_id": aid, "seq": i, "kind": k, "t_s": t, "data": d}
-                                               for i, (k, t, d) in enumerate(events)])
+            aid = _insert_attempt(conn, owner, cid, header, status, started, finished, commands, events, origin)
             for card, (kind, by, at) in zip(cards, kinds):
                 conn.execute(insert(_SCORECARDS).values(attempt_id=aid, kind=kind,
                                                         scoring_version=card["scoring_version"],
@@ -1499,7 +1490,77 @@ class Store:
         return self._write(add, f"importing {where}")
 
 
+    def put_finished_attempts(self, actor: Actor, attempts: Iterable[dict]) -> list[int]:
+        """Store whole finished attempts at once, in one transaction (a simulated study's results:
+        made elsewhere, e.g. by a worker process, and kept like any attempt of ``actor``).
+
+        Each attempt is a dict with ``header``, ``commands`` (TimedCommand or the record's line
+        dicts), ``events`` (Event or ``(kind, t_s, data)``), ``scorecard`` (dict) and ``origin``
+        (a unique name: an attempt whose origin is stored already is skipped, so a resumed study
+        never stores one twice).
+
+        Returns
+        -------
+        list of int
+            The new attempts' ids (none for those skipped).
+        """
+        self._check(actor)
+        rows = []
+        for i, a in enumerate(attempts):
+            where = f"attempt {a.get('origin') or i}"
+            header = self._check_header(a["header"], where)
+            commands = [self._timed(c, f"{where}: command {k}") for k, c in enumerate(a["commands"])]
+            events = [(e.kind, float(e.t_s), dict(e.data)) if isinstance(e, Event) else (str(e[0]), float(e[1]), dict(e[2]))
+                      for e in a["events"]]
+            card = _scorecard_dict(a["scorecard"], where)
+            rows.append((header, commands, events, card, str(a["origin"])[:300]))
+
+        def add(conn):
+            ids = []
+            for header, commands, events, card, origin in rows:
+                if conn.execute(select(_ATTEMPTS.c.id).where(_ATTEMPTS.c.origin == origin)).scalar() is not None:
+                    continue
+                now = utc_now()
+                aid = _insert_attempt(conn, actor.account, None, json.loads(_json_dumps(header)), "finished", now, now,
+                                      commands, events, origin)
+                conn.execute(insert(_SCORECARDS).values(attempt_id=aid, kind="original",
+                                                        scoring_version=card["scoring_version"], scorecard=card,
+                                                        created_at=now, created_by=None))
+                ids.append(aid)
+            return ids
+
+        return self._write(add, f"storing {len(rows)} attempts of {actor.account}")
+
+    def origins(self, actor: Actor, prefix: str) -> dict[str, int]:
+        """Origin to attempt id of ``actor``'s attempts whose origin starts with ``prefix``."""
+        self._check(actor)
+        a = _ATTEMPTS.c
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+        def read(conn):
+            return {o: i for o, i in conn.execute(select(a.origin, a.id).where(
+                a.owner == actor.account, a.origin.like(escaped + "%", escape="\\")))}
+
+        return self._read(read, f"attempts of {actor.account}")
+
+
 # ------------------------------------------------------------------------------------ helpers
+def _insert_attempt(conn, owner: str, course_id, header: dict, status: str, started, finished,
+                    commands: list[TimedCommand], events: list[tuple[str, float, dict]], origin: str | None) -> int:
+    """Insert a whole attempt (header, commands, events) written by no live process; its id."""
+    aid = conn.execute(insert(_ATTEMPTS).values(
+        owner=owner, course_id=course_id, scenario_id=header["scenario"]["id"][:200], header=header, status=status,
+        started_at=started, finished_at=finished, writer_id=None, n_commands=len(commands),
+        n_events=len(events), origin=origin).returning(_ATTEMPTS.c.id)).scalar_one()
+    if commands:
+        conn.execute(insert(_COMMANDS), [{"attempt_id": aid, "seq": i, "t_s": c.t_s,
+                                          "command": c.command.as_dict()} for i, c in enumerate(commands)])
+    if events:
+        conn.execute(insert(_EVENTS), [{"attempt_id": aid, "seq": i, "kind": k, "t_s": t, "data": d}
+                                       for i, (k, t, d) in enumerate(events)])
+    return aid
+
+
 def _sqlite_setup(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _connect(dbapi_connection, _record):

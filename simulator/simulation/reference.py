@@ -269,7 +269,7 @@ def _plan_with_probe(sim: Simulation, plans, end_in, rolls, avoid: tuple[str, ..
             for scale in (1.0, 0.5, 1.5):
                 for roll, (cranial, right) in rolls or _MEASURED_ROLLS:
                     if rolls is None:
-                        aim = tuple(scale * v for v in _aim_against_drift(spec, entry, direction, roll, total))
+                        aim = tuple(scale * v for v in aim_against_drift(spec, entry, direction, roll, total))
                     else:
                         aim = (cranial * drift_deg * scale, right * drift_deg * scale)
                     probe = Needle(spec, anatomy.tissue_at)
@@ -341,11 +341,11 @@ def _reposition(sim: Simulation) -> bool:
     return False
 
 
-#: Bevel rolls tried when the aim is measured (:func:`_aim_against_drift`).
+#: Bevel rolls tried when the aim is measured (:func:`aim_against_drift`).
 _MEASURED_ROLLS = tuple((roll, (0.0, 0.0)) for roll in (0.0, 180.0, 90.0, 270.0))
 
 
-def _aim_against_drift(spec, entry: np.ndarray, direction: np.ndarray, roll_deg: float,
+def aim_against_drift(spec, entry: np.ndarray, direction: np.ndarray, roll_deg: float,
                        depth_mm: float) -> tuple[float, float]:
     """The (cranial, right) redirection that brings the tip of a needle curving with its bevel at
     ``roll_deg`` back onto the straight line's end at ``depth_mm``: its drift measured in uniform
