@@ -108,7 +108,29 @@ def bench_app(repeats: int = 5, presses: int = 30) -> dict:
         return {"skipped": str(err)}
 
 
-def run_bench(repeats: int = 5, cold_repeats: int = 3, full_spine: bool = True, app: bool = True) -> dict:
+def bench_study(patients: int = 3) -> dict:
+    """Virtual attempts per second per core: the study's four procedures in both modes on
+    ``patients`` patients of a seeded population, one patient at a time in this process (one
+    core), each patient's region builds included (as a study runs them)."""
+    from simulator.study.operators import MODES, PROCEDURES
+    from simulator.study.runner import StudyPlan, run_patient
+
+    plan = StudyPlan(PROCEDURES, MODES, patients + 1, seed=2026).as_dict()
+    run_patient(plan, patients)  # warm: compiled code and imports, not timed
+    rates, attempt_s = [], []
+    for index in range(patients):
+        t0 = time.perf_counter()
+        attempts = run_patient(plan, index)
+        rates.append(len(attempts) / (time.perf_counter() - t0))
+        attempt_s.extend(a["seconds"] for a in attempts)
+    return {"virtual_attempts_per_s_per_core": {"median": round(statistics.median(rates), 3),
+                                                "runs": [round(r, 3) for r in rates]},
+            "median_attempt_s": round(statistics.median(attempt_s), 3),
+            "attempts_per_patient": len(PROCEDURES) * len(MODES)}
+
+
+def run_bench(repeats: int = 5, cold_repeats: int = 3, full_spine: bool = True, app: bool = True,
+              study: bool = True) -> dict:
     """Benchmark the default scenario's patient (and the default patient's whole spine); returns a
     JSON-friendly dict."""
     from simulator import __version__
@@ -200,6 +222,8 @@ def run_bench(repeats: int = 5, cold_repeats: int = 3, full_spine: bool = True, 
         run_reference(Simulation(loaded, anatomy=anatomy, image_size_px=512))
 
     results["reference_attempt_headless"] = _timed(reference_attempt, max(1, repeats // 2))
+    if study:
+        results["study"] = bench_study(max(2, repeats // 2 + 1))
     if app:
         results["app"] = bench_app(repeats)
     if full_spine:

@@ -113,6 +113,8 @@ def _parser() -> argparse.ArgumentParser:
     bn.add_argument("--cold-repeats", type=int, default=3, help="cold phantom builds (default 3)")
     bn.add_argument("--no-full-spine", action="store_true",
                     help="skip the whole-spine build and load (several minutes)")
+    bn.add_argument("--no-study", action="store_true",
+                    help="skip the virtual operators' attempts per second per core")
     bn.add_argument("--no-app", action="store_true",
                     help="skip the app's start-up and key-to-picture figures (they need a display or xvfb-run)")
     return p
@@ -432,7 +434,8 @@ def _bench(args) -> int:
     from simulator.bench import run_bench
 
     print(json.dumps(run_bench(repeats=args.repeats, cold_repeats=args.cold_repeats,
-                                full_spine=not args.no_full_spine, app=not args.no_app), indent=1))
+                                full_spine=not args.no_full_spine, app=not args.no_app,
+                                study=not args.no_study), indent=1))
     return 0
 
 

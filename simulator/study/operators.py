@@ -30,13 +30,15 @@ Cervical interlaminar (3.3)
     same loss-of-resistance technique.
 Caudal (3.1)
     Up the midline from the coccyx: the coccyx, then the hiatus (where the finger sinks: bone felt
-    deeper, or none), then the shallow sacrum; the apex is the top of the hiatus. Entry over the
-    hiatus 8 mm below the apex, the needle at 35 degrees to the back's surface, cephalad; through
-    the sacrococcygeal ligament (the pop or the give), flattened by 8 degrees and 15 mm up the
-    canal. Bone: back 3 mm, flatten 2 degrees, on. Aspirate; the drug.
+    8 mm deeper than on the sacrum, or none), then the shallow sacrum; the apex is the top of the
+    hiatus (no coccyx felt: the hiatus lies just below where the sacrum is first felt). Entry at the
+    hiatus's lower end, aimed 6 mm under the felt apex and 5 mm above it (cephalad, shallow);
+    bone before the ligament: back 3 mm and 8 degrees steeper; through the sacrococcygeal ligament
+    (its firm feel, then the pop), the hub lowered by 8 degrees and 15 mm up the canal; bone in the
+    canal: back 2 mm, 3 degrees flatter. Aspirate; the drug.
 Lumbar transforaminal (3.4, done blind as a paravertebral block)
-    The level as for the interlaminar; entry 35 mm to the side at the height of the upper
-    vertebra's spinous process, 10 degrees medial; onto the transverse process, then back 10 mm,
+    The level as for the interlaminar; entry 35 mm to the side and 15 mm above the gap (the upper
+    vertebra's transverse process), 10 degrees medial; onto the transverse process, then back 10 mm,
     12 degrees caudal and 15 mm past the bone's depth (walking off its lower edge, into the
     foramen's outer part). Paraesthesia: back 2 mm. Aspirate; the drug.
 
@@ -453,7 +455,7 @@ class LandmarkOperator(Operator):
             if ordered:
                 # the gap at or just below the line is taken as L4-L5
                 at_line = next((g for g in ordered if g[0] <= line_z + 5.0), ordered[-1])
-                k = ordered.index(at_line) - _counted(upper, "L4")
+                k = ordered.index(at_line) + _counted(upper, "L4")  # the gaps run head to foot
                 pick = ordered[k] if 0 <= k < len(ordered) else at_line
         if pick is None:
             self.finish()
@@ -563,7 +565,7 @@ class LandmarkOperator(Operator):
         if not ordered:
             return
         at_line = next((g for g in ordered if g[0] <= line_z + 5.0), ordered[-1])
-        k = ordered.index(at_line) - _counted(upper, "L4")
+        k = ordered.index(at_line) + _counted(upper, "L4")  # the gaps run head to foot
         gap_z, cover = ordered[k] if 0 <= k < len(ordered) else at_line
         # the upper vertebra's spinous process lies just above its gap; its transverse process
         # about 15 mm above that

@@ -143,10 +143,6 @@ class Hands:
         self.direction: np.ndarray | None = None
         self.log: list[Percept] = []
 
-    @property
-    def _sim(self):
-        return self.__sim
-
     # ------------------------------------------------------------------ commands
     def do(self, command) -> list[Percept] | None:
         """Carry out ``command``; the percepts it gave, or ``None`` if it was refused."""
