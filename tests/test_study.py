@@ -82,7 +82,8 @@ def test_a_dask_cluster_gives_the_same_results(uninterrupted, tmp_path):
     assert _rows(plan, cluster_store) == _rows(plan, store)
 
 
-def test_an_unreachable_scheduler_is_a_one_line_error(tmp_path):
+def test_an_unreachable_scheduler_is_a_one_line_error(tmp_path, monkeypatch):
+    monkeypatch.setattr("simulator.study.runner.SCHEDULER_TIMEOUT_S", 2.0)
     with pytest.raises(SpineSimError, match="scheduler tcp://127.0.0.1:9: cannot connect"):
         run_study(StudyPlan(**{**SMALL, "patients": 1}), _store(tmp_path, "x"), scheduler="tcp://127.0.0.1:9")
 

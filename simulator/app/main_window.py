@@ -27,6 +27,12 @@ from simulator.protocol.events import Event
 from simulator.scene.scene import SpineScene
 
 #: How the contrast patterns a trainee can report read in the app (reference 3.0).
+#: Events that change the 3D scene other than the needle (the needle has its own frame).
+SCENE_EVENTS = ("carm_moved", "palpated", "spine_visibility_changed")
+#: With the pedal down, the 3D needle is drawn at most this often, seconds: a 3D frame takes
+#: 50-65 ms in software OpenGL, so keys held down leave the window time to paint each live image.
+NEEDLE_FRAME_LIVE_S = 0.15
+
 PATTERN_LABELS = {
     "epidural": "Epidural spread", "intrathecal": "Intrathecal (myelogram)", "subdural": "Subdural",
     "venous": "Venous uptake", "arterial": "Arterial uptake", "joint": "Intra-articular (arthrogram)",
@@ -115,6 +121,7 @@ class MainWindow(QMainWindow):
         self._t0 = time.monotonic()
         self._busy = False
         self._needle_redraw_pending = False
+        self._needle_frame_at = 0.0  # perf_counter of the last 3D needle frame
         self._live_timer = QTimer(self)
         self._live_timer.timeout.connect(self._show_live_frame)
         self._palpate_mode = sim.guidance == "landmark"
@@ -691,7 +698,12 @@ class MainWindow(QMainWindow):
             # never held for both at once (in software OpenGL the 3D frame alone takes 50-90 ms)
             if not self._needle_redraw_pending:
                 self._needle_redraw_pending = True
-                QTimer.singleShot(20, self._redraw_needle)
+                # pedal down: at most one needle frame per NEEDLE_FRAME_LIVE_S, so keys pressed
+                # back to back draw the monitor each time and the 3D view between them
+                wait_s = 0.02
+                if self.sim.fluoroscopy_on:
+                    wait_s = max(wait_s, NEEDLE_FRAME_LIVE_S - (time.perf_counter() - self._needle_frame_at))
+                QTimer.singleShot(int(1000 * wait_s), self._redraw_needle)
             if self.sim.fluoroscopy_on:
                 # the pedal is down: the trainee sees the needle move at once, not at the next pulse
                 self._show_live_frame()
@@ -739,12 +751,15 @@ class MainWindow(QMainWindow):
         elif kind == "loss_of_resistance_tested":
             self.trace.set_readings(self.sim.lor_trace, self.sim.lor_times_s)
         self._update_status()
-        # one frame when Qt next paints, for all the events of a command (a render per event drew
-        # the 3D view two or three times a key press)
-        self.plotter.update()
+        if kind in SCENE_EVENTS:
+            # one frame when Qt next paints, for all the events of a command (a render per event
+            # drew the 3D view two or three times a key press); the needle's own frame comes from
+            # _redraw_needle, never in the same paint as the monitor's
+            self.plotter.update()
 
     def _redraw_needle(self) -> None:
         self._needle_redraw_pending = False
+        self._needle_frame_at = time.perf_counter()
         self.scene.update_needle()
         self.plotter.update()
 

@@ -54,6 +54,8 @@ BASE_SCENARIOS = {
 STUDY_VOXEL_MM = 2.0
 #: The virtual operator's images, pixels a side (kept in no file: a replay renders its own).
 STUDY_IMAGE_PX = 128
+#: How long to wait for a Dask scheduler to answer, seconds.
+SCHEDULER_TIMEOUT_S = 20.0
 
 
 @dataclass(frozen=True)
@@ -317,7 +319,7 @@ def _run_dask(address: str, plan_dict: dict, todo: list[int], keep, stop) -> Non
         raise SpineSimError("study: --scheduler needs Dask's distributed package "
                             "(pip install 'spinesim[cluster]')") from None
     try:
-        client = Client(address, timeout="20s")
+        client = Client(address, timeout=f"{SCHEDULER_TIMEOUT_S}s")
     except (OSError, TimeoutError) as err:
         raise SpineSimError(f"study: scheduler {address}: cannot connect ({err})") from None
     with client:
