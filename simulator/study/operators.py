@@ -217,6 +217,19 @@ class Operator:
         #: what the operator expects the depth of the epidural space to be, mm (its own estimate)
         self.expected_depth_mm = self._expected_depth() * (1.0 + rng.normal(0.0, skill.depth_sd_fraction))
 
+    #: procedure -> the method that performs it
+    techniques: dict[str, str] = {}
+
+    def run(self) -> None:
+        """Perform the case, start to finish."""
+        if self.brief.patient_position != "prone":
+            raise SpineSimError(f"the virtual operators work prone (this case is {self.brief.patient_position})")
+        method = self.techniques.get(self.brief.procedure)
+        if method is None:
+            raise SpineSimError(f"no virtual operator for {self.brief.procedure} (they perform {', '.join(PROCEDURES)})")
+        getattr(self, method)()
+        self.finish()
+
     # ------------------------------------------------------------------ judgement
     def _expected_depth(self) -> float:
         b = self.hands.build
@@ -328,19 +341,8 @@ class Operator:
 class LandmarkOperator(Operator):
     """The landmark technique (see the module's docstring). Given :class:`Hands` only."""
 
-    def run(self) -> None:
-        procedure = self.brief.procedure
-        if self.brief.patient_position != "prone":
-            raise SpineSimError(f"the virtual landmark operator works prone (case is {self.brief.patient_position})")
-        if procedure in ("lumbar_interlaminar", "cervical_interlaminar"):
-            self._interlaminar()
-        elif procedure == "caudal":
-            self._caudal()
-        elif procedure == "lumbar_transforaminal":
-            self._paravertebral()
-        else:
-            raise SpineSimError(f"no virtual operator for {procedure} (they perform {', '.join(PROCEDURES)})")
-        self.finish()
+    techniques = {"lumbar_interlaminar": "_interlaminar", "cervical_interlaminar": "_interlaminar",
+                  "caudal": "_caudal", "lumbar_transforaminal": "_paravertebral"}
 
     # ------------------------------------------------------------------ palpation
     def palpate(self, x_mm: float, z_mm: float) -> tuple[str, float | None, np.ndarray | None]:
@@ -428,6 +430,22 @@ class LandmarkOperator(Operator):
                 run, beside = [], []
         return out
 
+    def lumbar_gap(self, upper: str) -> tuple[float, tuple[float, float] | None]:
+        """Tuffier's line from the crests, the midline, the walk down it, and the gap below
+        ``upper`` counted from the gap at the line (taken as L4-L5): (midline x, (gap z, cover))."""
+        lo, hi = self.hands.body_z_mm
+        tops = [self.crest_top_z(side, hi - 20.0, lo + 20.0) for side in ("left", "right")]
+        tops = [t for t in tops if t is not None]
+        line_z = float(np.mean([t[0] for t in tops])) if tops else 0.5 * (lo + hi)
+        x = self.midline_x(line_z)
+        walk = self.walk_midline(x, min(hi - 5.0, line_z + 50.0), max(lo + 5.0, line_z - 60.0))
+        ordered = sorted(self.gaps(walk), key=lambda g: -g[0])  # head to foot
+        if not ordered:
+            return x, None
+        at_line = next((g for g in ordered if g[0] <= line_z + 5.0), ordered[-1])
+        k = ordered.index(at_line) + _counted(upper, "L4")
+        return x, ordered[k] if 0 <= k < len(ordered) else at_line
+
     # ------------------------------------------------------------------ interlaminar
     def _interlaminar(self) -> None:
         lo, hi = self.hands.body_z_mm
@@ -445,18 +463,7 @@ class LandmarkOperator(Operator):
                 k = ordered.index(below[0]) + _counted(upper, "C7")
                 pick = ordered[k] if 0 <= k < len(ordered) else below[0]
         else:
-            tops = [self.crest_top_z(side, hi - 20.0, lo + 20.0) for side in ("left", "right")]
-            tops = [t for t in tops if t is not None]
-            line_z = float(np.mean([t[0] for t in tops])) if tops else 0.5 * (lo + hi)
-            x = self.midline_x(line_z)
-            walk = self.walk_midline(x, min(hi - 5.0, line_z + 50.0), max(lo + 5.0, line_z - 60.0))
-            ordered = sorted(self.gaps(walk), key=lambda g: -g[0])
-            pick = None
-            if ordered:
-                # the gap at or just below the line is taken as L4-L5
-                at_line = next((g for g in ordered if g[0] <= line_z + 5.0), ordered[-1])
-                k = ordered.index(at_line) + _counted(upper, "L4")  # the gaps run head to foot
-                pick = ordered[k] if 0 <= k < len(ordered) else at_line
+            x, pick = self.lumbar_gap(upper)
         if pick is None:
             self.finish()
             return
@@ -554,19 +561,11 @@ class LandmarkOperator(Operator):
 
     # ------------------------------------------------------------------ transforaminal, blind
     def _paravertebral(self) -> None:
-        lo, hi = self.hands.body_z_mm
         upper, _ = self.brief.target_level.split("-")
-        tops = [self.crest_top_z(side, hi - 20.0, lo + 20.0) for side in ("left", "right")]
-        tops = [t for t in tops if t is not None]
-        line_z = float(np.mean([t[0] for t in tops])) if tops else 0.5 * (lo + hi)
-        x = self.midline_x(line_z)
-        walk = self.walk_midline(x, min(hi - 5.0, line_z + 50.0), max(lo + 5.0, line_z - 60.0))
-        ordered = sorted(self.gaps(walk), key=lambda g: -g[0])
-        if not ordered:
+        x, pick = self.lumbar_gap(upper)
+        if pick is None:
             return
-        at_line = next((g for g in ordered if g[0] <= line_z + 5.0), ordered[-1])
-        k = ordered.index(at_line) + _counted(upper, "L4")  # the gaps run head to foot
-        gap_z, cover = ordered[k] if 0 <= k < len(ordered) else at_line
+        gap_z, cover = pick
         # the upper vertebra's spinous process lies just above its gap; its transverse process
         # about 15 mm above that
         sign = 1.0 if self.brief.side == "right" else -1.0
@@ -601,18 +600,8 @@ class ImageGuidedOperator(Operator):
     """The fluoroscopic technique (see the module's docstring). Given :class:`Eyes`."""
 
     hands: Eyes
-
-    def run(self) -> None:
-        procedure = self.brief.procedure
-        if procedure in ("lumbar_interlaminar", "cervical_interlaminar"):
-            self._interlaminar()
-        elif procedure == "caudal":
-            self._caudal()
-        elif procedure == "lumbar_transforaminal":
-            self._transforaminal()
-        else:
-            raise SpineSimError(f"no virtual operator for {procedure} (they perform {', '.join(PROCEDURES)})")
-        self.finish()
+    techniques = {"lumbar_interlaminar": "_interlaminar", "cervical_interlaminar": "_interlaminar",
+                  "caudal": "_caudal", "lumbar_transforaminal": "_transforaminal"}
 
     # ------------------------------------------------------------------ views
     def squared_ap(self, level: str, iso, tilt: float = 0.0):
