@@ -5,12 +5,17 @@ Run from the repository root (the app screenshots need a display; Xvfb gives one
     xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python docs/make_screenshots.py
 
 Everything is computed by SpineSim itself from the default scenario's patient; the images land in
-``docs/images/``.
+``docs/images/``. The README's simulated study is made only when asked (it takes ~1.7 h)::
+
+    .venv/bin/python docs/make_screenshots.py study_figure
 """
 
 from __future__ import annotations
 
+import shutil
+import statistics
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -486,6 +491,32 @@ def contrast_patterns(anatomy=None) -> None:
     rows = [tiles[i:i + 6] for i in range(0, len(tiles), 6)]
     Image.fromarray(_grid(rows)).save(OUT / "xray_contrast_patterns.png")
     print("wrote", OUT / "xray_contrast_patterns.png")
+
+
+def study_figure(patients: int = 1000, seed: int = 2026) -> None:
+    """The README's simulated study (the four procedures in both modes, ``patients`` patients):
+    docs/images/study_<n>.png and docs/study_<n>.md. Not in the default run: ~1.7 h on 2 cores.
+    The attempts go to a SQLite file in the temporary folder, so an interrupted run resumes."""
+    import tempfile
+
+    from simulator.records.store import Store
+    from simulator.study.operators import MODES, PROCEDURES
+    from simulator.study.report import study_report, write_study_report
+    from simulator.study.runner import StudyPlan, default_workers, print_progress, run_study
+
+    plan = StudyPlan(PROCEDURES, MODES, patients, seed)
+    store = Store.open(f"sqlite:///{Path(tempfile.gettempdir()) / f'spinesim-readme-study-{plan.key}.sqlite'}")
+    workers = default_workers()
+    t0 = time.perf_counter()
+    run = run_study(plan, store, workers=workers, progress=print_progress)
+    wall = time.perf_counter() - t0
+    info = {"attempts": run.stored, "wall_s": round(wall, 1), "workers": workers,
+            "attempts_per_s": round(run.stored / wall, 3) if wall else 0.0,
+            "median_attempt_s": round(statistics.median(run.attempt_seconds), 3) if run.attempt_seconds else 0.0}
+    paths = write_study_report(study_report(plan, store, info), Path(tempfile.mkdtemp()))
+    shutil.copy(paths["figure"], OUT / f"study_{patients}.png")
+    shutil.copy(paths["markdown"], OUT.parent / f"study_{patients}.md")
+    print("wrote", OUT / f"study_{patients}.png", OUT.parent / f"study_{patients}.md")
 
 
 def main() -> int:

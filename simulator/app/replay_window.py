@@ -37,7 +37,7 @@ from simulator.errors import CommandRefused, SpineSimError
 from simulator.imaging.carm import CArmPose
 from simulator.imaging.views import console_name, projection_name
 from simulator.records.attempt_file import AttemptRecord, read_record
-from simulator.scene.scene import PATH_COLOUR, SpineScene
+from simulator.scene.scene import PATH_COLOUR, SpineScene, path_tube
 from simulator.scoring.scorecard import SCORING_VERSION
 from simulator.simulation.simulation import Simulation
 
@@ -793,9 +793,9 @@ class ReplayWindow(QMainWindow):
             state.carm_pose = step.carm_pose
             self.scene.update_carm()
             self._shown_pose = step.carm_pose
-        path = self.sim.tip_path[:step.tip_path_len]
-        if len(path) >= 2:
-            self.plotter.add_mesh(pv.lines_from_points(np.asarray(path)).tube(radius=0.7), color=PATH_COLOUR,
+        tube = path_tube(self.sim.tip_path[:step.tip_path_len])
+        if tube is not None:
+            self.plotter.add_mesh(tube, color=PATH_COLOUR,
                                   pickable=False, name="needle_path", reset_camera=False, render=False)
         elif "needle_path" in self.plotter.actors:
             self.plotter.remove_actor("needle_path", render=False)

@@ -119,6 +119,16 @@ def shaded_polydata(anatomy) -> dict[str, pv.PolyData]:
     return _SHADED[anatomy]
 
 
+def path_tube(points, radius_mm: float = 0.7) -> "pv.PolyData | None":
+    """A tube along the needle tip's path, or None when the path has fewer than two distinct points
+    (a needle turned at the skin repeats its point; pyvista refuses an empty tube)."""
+    path = np.asarray(points, float).reshape(-1, 3)
+    keep = np.ones(len(path), bool)
+    keep[1:] = np.linalg.norm(np.diff(path, axis=0), axis=1) > 1e-6
+    path = path[keep]
+    return pv.lines_from_points(path).tube(radius=radius_mm) if len(path) >= 2 else None
+
+
 class SpineScene:
     """Actors for one simulation in one plotter.
 
@@ -332,10 +342,9 @@ class SpineScene:
                     actor.GetProperty().SetOpacity(0.35)
         self.plotter.add_text(DEBRIEF_LEGEND, position="lower_left", font_size=9, color=(235, 235, 235),
                               name="debrief_legend")
-        path = self.sim.tip_path
-        if len(path) >= 2:
-            line = pv.lines_from_points(np.asarray(path))
-            self._path_actor = self.plotter.add_mesh(line.tube(radius=0.7), color=PATH_COLOUR, pickable=False,
+        tube = path_tube(self.sim.tip_path)
+        if tube is not None:
+            self._path_actor = self.plotter.add_mesh(tube, color=PATH_COLOUR, pickable=False,
                                                      render=False, name="needle_path")
         if target_interspace:
             self.show_target_zone()

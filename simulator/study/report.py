@@ -160,9 +160,10 @@ def markdown(report: StudyReport) -> str:
              f"technique {plan['technique_version']}, label volumes {plan['voxel_mm']:g} mm.", ""]
     if report.run:
         run = report.run
+        median = (f"; median {run['median_attempt_s']:.2f} s per attempt, patient builds included"
+                  if run.get("median_attempt_s") else "")
         lines += [f"Run: {run.get('attempts', 0)} attempts in {run.get('wall_s', 0) / 60:.1f} min on "
-                  f"{run.get('workers', 1)} worker(s) ({run.get('attempts_per_s', 0):.2f} attempts/s; "
-                  f"median {run.get('median_attempt_s', 0):.2f} s per attempt, patient builds included).", ""]
+                  f"{run.get('workers', 1)} worker(s) ({run.get('attempts_per_s', 0):.2f} attempts/s{median}).", ""]
     lines += ["## Success and complications (95% Wilson intervals)", "",
               "| Procedure | Guidance | n | Placement success | Any complication | Passed |",
               "|---|---|---:|---|---|---|"]
