@@ -240,11 +240,11 @@ def figure(report: StudyReport):
         ax.set_ylabel(f"{title} (%)", fontsize=9)
         ax.grid(axis="y", alpha=0.3)
         ax.set_title(title, fontsize=10)
-        if k == 0:
-            ax.legend(fontsize=8, frameon=False)
+        if k == 0:  # one legend for both panels, in the title line (clear of the points)
+            fig.legend(*ax.get_legend_handles_labels(), loc="upper right", ncol=2, fontsize=8, frameon=False)
     n = report.plan["patients"]
     fig.suptitle(f"{n} simulated patients, virtual operator '{report.plan['skill']}' (95% Wilson intervals)",
-                 fontsize=10)
+                 fontsize=10, x=0.02, ha="left")
     return fig
 
 
