@@ -129,6 +129,8 @@ def _tripwire(anatomy, guarded: dict[str, frozenset[str] | None]):
         anatomy.__class__ = base  # the anatomy is the session's: back to normal
 
 
+#: The operators' own modules: they may read nothing of the anatomy.
+OPERATOR_MODULES = {f"simulator.study.{m}": None for m in ("operators", "hand", "landmark", "image_guided")}
 #: What the hands' senses may read of the anatomy: the skin, the build, the region on the table.
 HANDS_MAY_READ = frozenset({"skin_signed_distance", "patient", "grid"})
 #: And what the eyes may add: bone on a line, bone landmarks, the endplates.
@@ -141,7 +143,7 @@ def test_the_landmark_operator_never_reads_hidden_anatomy(scenario, small_anatom
     from simulator.simulation.simulation import Simulation
 
     sim = Simulation(load_scenario(scenario), anatomy=small_anatomy, image_size_px=64)
-    with _tripwire(sim.anatomy, {"simulator.study.operators": None, "simulator.study.senses": HANDS_MAY_READ}):
+    with _tripwire(sim.anatomy, {**OPERATOR_MODULES, "simulator.study.senses": HANDS_MAY_READ}):
         operators.operate(sim, "intermediate", seed=3)
     assert sim.finished
     palpated = [e for e in sim.events if e.kind == "palpated"]
@@ -163,7 +165,7 @@ def test_the_tripwire_catches_an_operator_that_looks(small_anatomy):
 
 def test_the_image_guided_operator_reads_only_bone_off_images(make_sim):
     sim = make_sim("lumbar_interlaminar_l4l5_fluoroscopy", image_size_px=64)
-    with _tripwire(sim.anatomy, {"simulator.study.operators": None, "simulator.study.senses": EYES_MAY_READ}):
+    with _tripwire(sim.anatomy, {**OPERATOR_MODULES, "simulator.study.senses": EYES_MAY_READ}):
         operators.operate(sim, "intermediate", seed=4)
     assert sim.finished and len(sim.images) >= 3
 
@@ -250,7 +252,9 @@ def test_skill_levels_differ_in_what_they_get_wrong(make_sim):
 
 # --------------------------------------------------------------------------- bad input
 def test_a_malformed_operators_table_names_the_field():
-    text = operators.read_asset_text("operators.toml")
+    from simulator.assets import read_asset_text
+
+    text = read_asset_text("operators.toml")
     with pytest.raises(SpineSimError, match=r"^assets/operators.toml: levels.intermediate.angle_sd_deg: must be"):
         operators.parse_skill_levels(text.replace("angle_sd_deg = 3.5", "angle_sd_deg = -1"))
     with pytest.raises(SpineSimError, match="levels.novice.corrections: missing"):
