@@ -92,6 +92,23 @@ class ImageGuidedOperator(Operator):
         entry = self.hands.skin_along(target - 200.0 * direction, direction)
         return None if entry is None else (entry, direction)
 
+    def line_along(self, target: np.ndarray, direction: np.ndarray, max_mm: float = np.inf):
+        """The straight line into ``target`` along ``direction`` from where it meets the skin:
+        (entry, direction, depth, target), or None (no skin, or longer than ``max_mm``)."""
+        entry = self.hands.skin_along(target - 200.0 * direction, direction)
+        if entry is None:
+            return None
+        depth = float(np.linalg.norm(target - entry))
+        return None if depth > max_mm else (entry, direction, depth, target)
+
+    def first_clear_line(self, candidates, max_mm: float = np.inf):
+        """The first of ``candidates`` ((target, direction) pairs) whose line is clear of bone."""
+        for target, direction in candidates:
+            line = self.line_along(target, direction, max_mm)
+            if line is not None and self.clear_of_bone(line[0], target):
+                return line
+        return None
+
     def clear_of_bone(self, entry: np.ndarray, target: np.ndarray, margin_mm: float = 2.0) -> bool:
         """No bone on the straight line from ``entry`` to within ``margin_mm`` of ``target`` (the
         trajectory view cannot tell the last millimetres)."""
@@ -194,30 +211,18 @@ class ImageGuidedOperator(Operator):
         # the canal runs from the S4 foramina's level to the S2 ones'
         up = frames.unit(np.mean(foramina["S2"], axis=0) - np.mean(foramina["S4"], axis=0))
         into = frames.unit(frames.ANTERIOR - (frames.ANTERIOR @ up) * up)
-        line = None
-        # canal fat just above the apex (as the expert aims), or a millimetre or two off it
-        for up_mm, into_mm in ((2.0, 2.5), (4.0, 2.5), (2.0, 3.5), (0.0, 2.5), (4.0, 1.5), (6.0, 3.0)):
-            target = apex + up_mm * up + into_mm * into
-            for angle in np.arange(20.0, 60.5, 2.5):
-                a = math.radians(angle)
-                direction = frames.unit(math.cos(a) * up + math.sin(a) * into)
-                entry = eyes.skin_along(target - 200.0 * direction, direction)
-                # in at the hiatus, not from far below it (the hand must reach, the line stay short)
-                if entry is None or float(np.linalg.norm(target - entry)) > 60.0:
-                    continue
-                if self.clear_of_bone(entry, target):
-                    line = (entry, direction, float(np.linalg.norm(target - entry)))
-                    break
-            if line is not None:
-                break
-        if line is None:  # no clear line seen: the textbook 45 degrees, and feel the way
-            target = apex + 2.0 * up + 2.5 * into
-            direction = frames.unit(up + into)
-            entry = eyes.skin_along(target - 200.0 * direction, direction)
-            if entry is None:
-                return
-            line = (entry, direction, float(np.linalg.norm(target - entry)))
-        entry, direction, depth = line
+        # canal fat just above the apex (as the expert aims), or a millimetre or two off it; in at
+        # the hiatus, not from far below it (the hand must reach, the line stay short)
+        candidates = ((apex + up_mm * up + into_mm * into,
+                       frames.unit(math.cos(math.radians(angle)) * up + math.sin(math.radians(angle)) * into))
+                      for up_mm, into_mm in ((2.0, 2.5), (4.0, 2.5), (2.0, 3.5), (0.0, 2.5), (4.0, 1.5), (6.0, 3.0))
+                      for angle in np.arange(20.0, 60.5, 2.5))
+        # no clear line seen: the textbook 45 degrees, and feel the way
+        line = (self.first_clear_line(candidates, max_mm=60.0)
+                or self.line_along(apex + 2.0 * up + 2.5 * into, frames.unit(up + into)))
+        if line is None:
+            return
+        entry, direction, depth, target = line
         self.insert(entry, direction)
         walks = 0
         while self.hands.depth_mm < depth - 0.05:
@@ -269,29 +274,16 @@ class ImageGuidedOperator(Operator):
             return
         # just under the pedicle's 6 o'clock, in the foramen's posterior half (reference 3.4)
         aim = np.array([foramen[0], foramen[1] - 1.0, pedicle[2] - 9.0])
-        line = None
-        for offset in ((0.0, 0.0), (0.0, -2.0), (-2.0, 0.0), (0.0, 2.0), (-2.0, -2.0), (2.0, 0.0)):
-            target = aim + np.array([0.0, offset[0], offset[1]])
-            for ob in (25.0, 20.0, 30.0, 15.0, 35.0, 40.0):
-                for dt in (0.0, -5.0, 5.0, -10.0, 10.0):
-                    # down the beam of an ipsilateral oblique: from the detector's side into the back
-                    direction = frames.unit(-detector_direction(sign * ob, tilt + dt))
-                    entry = eyes.skin_along(target - 200.0 * direction, direction)
-                    if entry is not None and self.clear_of_bone(entry, target):
-                        line = (entry, direction, float(np.linalg.norm(target - entry)))
-                        break
-                if line is not None:
-                    break
-            if line is not None:
-                break
-        if line is None:  # nothing clear seen: the textbook oblique line, adjusted on the way
-            target = aim
-            direction = frames.unit(-detector_direction(sign * 25.0, tilt))
-            entry = eyes.skin_along(target - 200.0 * direction, direction)
-            if entry is None:
-                return
-            line = (entry, direction, float(np.linalg.norm(target - entry)))
-        entry, direction, depth = line
+        # down the beam of an ipsilateral oblique: from the detector's side into the back
+        candidates = ((aim + np.array([0.0, dy, dz]), frames.unit(-detector_direction(sign * ob, tilt + dt)))
+                      for dy, dz in ((0.0, 0.0), (0.0, -2.0), (-2.0, 0.0), (0.0, 2.0), (-2.0, -2.0), (2.0, 0.0))
+                      for ob in (25.0, 20.0, 30.0, 15.0, 35.0, 40.0) for dt in (0.0, -5.0, 5.0, -10.0, 10.0))
+        # nothing clear seen: the textbook oblique line, adjusted on the way
+        line = (self.first_clear_line(candidates)
+                or self.line_along(aim, frames.unit(-detector_direction(sign * 25.0, tilt))))
+        if line is None:
+            return
+        entry, direction, depth, target = line
         self.insert(entry, direction)
         self.aim_for_drift(entry, direction, depth)
         iso_f = tuple(float(v) for v in foramen)
