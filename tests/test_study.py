@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from simulator.errors import SpineSimError
+from simulator.geometry import frames
 from simulator.records.store import Store
 from simulator.study import operators, senses
 from simulator.study.runner import StudyPlan, run_study, study_summaries
@@ -248,6 +249,21 @@ def test_skill_levels_differ_in_what_they_get_wrong(make_sim):
 
     assert np.ptp(entries("reference")[:, 0]) == pytest.approx(0.0)  # no hand error: the same entry
     assert np.std(entries("novice")[:, 0]) > np.std(entries("expert")[:, 0])
+
+
+def test_an_operator_backing_off_a_shallow_needle_sends_no_empty_withdrawal(make_sim):
+    """A needle 8 mm in that meets bone is backed off 'to 10 mm': nothing to pull (the command
+    would be refused as malformed; it once stopped a study)."""
+    sim = make_sim("lumbar_interlaminar_l4l5_fluoroscopy", image_size_px=64)
+    eyes = senses.Eyes(sim, 0.0, 0.0, 0.0, np.random.default_rng(0))
+    operator = operators.ImageGuidedOperator(eyes, operators.skill("intermediate"), np.random.default_rng(0))
+    target = sim.anatomy.landmark("L4-L5.epidural_target")
+    operator.insert(sim.anatomy.skin_point_behind(target), frames.ANTERIOR, with_hand_error=False)
+    operator.advance(8.0)
+    before = len(sim.commands)
+    operator.back_off_and_reaim(target, ((0.0, 0.0), (90.0, 0.0)), eyes.isocentre_mm)
+    assert not any(c.command.command == "withdraw" for c in sim.commands[before:])
+    assert sim.needle.depth_mm == pytest.approx(8.0, abs=0.5)
 
 
 # --------------------------------------------------------------------------- bad input

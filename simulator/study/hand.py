@@ -118,7 +118,9 @@ class Operator:
         return set()
 
     def withdraw(self, distance_mm: float) -> None:
-        self.hands.do(cmd.Withdraw(distance_mm=float(max(distance_mm, 0.0))))
+        """Pull the needle back ``distance_mm`` (nothing when it is already there)."""
+        if distance_mm > 0.01:
+            self.hands.do(cmd.Withdraw(distance_mm=float(min(distance_mm, 150.0))))
 
     def redirect(self, cranial_deg: float, right_deg: float) -> bool:
         if abs(cranial_deg) < 1e-3 and abs(right_deg) < 1e-3:

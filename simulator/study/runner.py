@@ -197,6 +197,10 @@ def run_patient(plan: dict, index: int) -> list[dict]:
                 operate(sim, study.skill, seed)
             except SpineSimError as err:
                 raise SpineSimError(f"{origin}: {err}") from None
+            except Exception as err:  # a fault of the operator: name the attempt (the study resumes from here)
+                first_line = str(err).splitlines()[0] if str(err) else ""
+                raise SpineSimError(f"{origin}: the virtual operator failed ({err.__class__.__name__}: "
+                                    f"{first_line})") from err
             card = sim.scorecard.as_dict()
             commands = [{"t_s": c.t_s, **c.command.as_dict()} for c in sim.commands]
             digest = hashlib.sha256(json.dumps(commands, sort_keys=True).encode()).hexdigest()[:16]
