@@ -63,6 +63,7 @@ class Anatomy:
         self.info = info
         self._mu: np.ndarray | None = None
         self._landmarks: dict[str, np.ndarray] | None = None
+        self._persist = True  # landmarks are kept in the on-disk cache (off for throwaway builds)
         self._meshes: dict[str, Mesh] | None = None
 
     # ---------------------------------------------------------------- to be provided by a source
@@ -135,8 +136,7 @@ class Anatomy:
         """Named landmarks (world mm); names documented in :mod:`simulator.anatomy.landmarks`."""
         if self._landmarks is None:
             # cached beside the meshes: computing them is the slowest part of a cached start (~2 s)
-            persist = getattr(self, "_persist", True)
-            path = _cache_folder(self.info.cache_key) / "landmarks.npz" if persist else None
+            path = _cache_folder(self.info.cache_key) / "landmarks.npz" if self._persist else None
             self._landmarks = _load_landmarks(path) if path is not None else {}
             if not self._landmarks:
                 self._landmarks = self._compute_landmarks()

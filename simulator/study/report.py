@@ -29,7 +29,7 @@ from typing import Any
 
 from simulator.analysis import stats
 from simulator.analysis.logistic import LogisticFit, fit_logistic
-from simulator.analysis.report import COMPLICATIONS, attempt_rows
+from simulator.analysis.report import COMPLICATIONS, _p, _pct, attempt_rows  # the same number formats
 from simulator.errors import SpineSimError
 from simulator.study.operators import skill
 from simulator.study.runner import StudyPlan
@@ -143,10 +143,6 @@ def _fit_dict(fit: LogisticFit) -> dict:
 
 
 # ------------------------------------------------------------------------------------------ writing
-def _pct(p: float) -> str:
-    return "-" if p != p else f"{100 * p:.1f}%"
-
-
 def _rate(entry: dict) -> str:
     return f"{_pct(entry['proportion'])} ({_pct(entry['low'])}-{_pct(entry['high'])})"
 
@@ -203,12 +199,6 @@ def _num(x) -> str:
     if x == float("inf"):
         return "inf"
     return f"{x:.2f}" if abs(x) < 100 else f"{x:.0f}"
-
-
-def _p(p) -> str:
-    if p is None or p != p:
-        return "-"
-    return "<0.001" if p < 0.001 else f"{p:.3f}"
 
 
 def figure(report: StudyReport):

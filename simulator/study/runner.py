@@ -149,6 +149,16 @@ def _patient_table(draw) -> dict:
             "transitional": p.transitional, "hiatus": p.hiatus, "degenerate_levels": list(p.degenerate_levels)}
 
 
+def _command_lines(timed_commands) -> list[dict]:
+    """Commands as the attempt record's lines."""
+    return [{"t_s": c.t_s, **c.command.as_dict()} for c in timed_commands]
+
+
+def _digest(command_lines: list[dict]) -> str:
+    """A short fingerprint of an attempt's commands (what the study's reproducibility compares)."""
+    return hashlib.sha256(json.dumps(command_lines, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def run_patient(plan: dict, index: int) -> list[dict]:
     """Every attempt of one patient (a worker's task; plain data in and out).
 
@@ -202,8 +212,8 @@ def run_patient(plan: dict, index: int) -> list[dict]:
                 raise SpineSimError(f"{origin}: the virtual operator failed ({err.__class__.__name__}: "
                                     f"{first_line})") from err
             card = sim.scorecard.as_dict()
-            commands = [{"t_s": c.t_s, **c.command.as_dict()} for c in sim.commands]
-            digest = hashlib.sha256(json.dumps(commands, sort_keys=True).encode()).hexdigest()[:16]
+            commands = _command_lines(sim.commands)
+            digest = _digest(commands)
             placement = card.get("placement") or {}
             summary = {"procedure": procedure, "mode": mode, "patient": index, "operator_seed": seed,
                        "outcome": placement.get("outcome"), "passed": bool(card.get("passed")),
@@ -347,11 +357,11 @@ def study_summaries(plan: StudyPlan, store) -> list[dict]:
             continue
         record = store.attempt_record(actor, attempt_id)
         card = store.scorecard(actor, attempt_id) or {}
-        commands = [{"t_s": c.t_s, **c.command.as_dict()} for c in record.commands]
+        commands = _command_lines(record.commands)
         out.append({"procedure": procedure, "mode": mode, "patient": index, "attempt_id": attempt_id,
                     "outcome": (card.get("placement") or {}).get("outcome"), "passed": bool(card.get("passed")),
                     "score": card.get("score"),
-                    "commands_sha256": hashlib.sha256(json.dumps(commands, sort_keys=True).encode()).hexdigest()[:16]})
+                    "commands_sha256": _digest(commands)})
     return out
 
 

@@ -187,14 +187,6 @@ class Hands:
         sign = 1.0 if side == "right" else -1.0
         return self.skin_along([sign * 400.0, y_mm, z_mm], [-sign, 0.0, 0.0])
 
-    def skin_normal(self, point_mm) -> np.ndarray:
-        """The skin's outward normal near ``point_mm`` (the surface the eye sees)."""
-        p = np.asarray(point_mm, float)
-        eps = 1.0
-        offsets = np.concatenate([p + eps * np.eye(3), p - eps * np.eye(3)])
-        values = self.__sim.anatomy.skin_signed_distance(offsets)
-        return frames.unit(values[:3] - values[3:])
-
 
 def skin_along(skin_distance, start_mm, direction, reach_mm: float = 400.0) -> np.ndarray | None:
     """Where a line from ``start_mm`` along ``direction`` first meets the skin (the skin's signed
