@@ -114,6 +114,31 @@ def test_holding_space_is_the_fluoroscopy_pedal(make_window, qtbot):
     assert any(e.kind == "fluoroscopy_started" and e.data["subtraction"] for e in sim.events)
 
 
+def test_the_pedal_pressed_while_an_xray_is_made_starts_fluoroscopy_when_it_is_done(make_window, qtbot):
+    """Space pressed while an X-ray is still being computed is not lost: the live run starts as soon
+    as the image is in, if the pedal is still down; released before, nothing starts."""
+    window = make_window(FLUORO)
+    sim = window.sim
+    _press(qtbot, window, Qt.Key.Key_F)
+    assert window._busy  # the X-ray at the new pose is being made off the GUI thread
+    qtbot.keyPress(window, Qt.Key.Key_Space)
+    assert not sim.fluoroscopy_on
+    qtbot.waitUntil(lambda: sim.fluoroscopy_on, timeout=60_000)
+    qtbot.waitUntil(lambda: "LIVE" in window.monitor._caption, timeout=10_000)
+    qtbot.keyRelease(window, Qt.Key.Key_Space)
+    assert not sim.fluoroscopy_on
+    # pressed and released while the next X-ray (a new pose) is made: no run afterwards
+    _press(qtbot, window, Qt.Key.Key_2)
+    _press(qtbot, window, Qt.Key.Key_F)
+    assert window._busy
+    qtbot.keyPress(window, Qt.Key.Key_Space)
+    qtbot.keyRelease(window, Qt.Key.Key_Space)
+    qtbot.waitUntil(lambda: not window._busy and len(sim.images) == 2, timeout=60_000)
+    qtbot.wait(50)
+    assert not sim.fluoroscopy_on
+    assert sum(e.kind == "fluoroscopy_started" for e in sim.events) == 1
+
+
 def test_standard_and_saved_views(make_window, qtbot):
     """The C-arm panel lists the procedure's standard views for this patient, named as projections;
     choosing one moves the C-arm there; the current view can be saved and chosen again; images are
@@ -538,6 +563,10 @@ def test_a_whole_fluoroscopy_attempt_by_mouse_and_keyboard(make_window, qtbot):
     from PyQt6.QtWidgets import QListWidget
 
     assert debrief.findChild(QListWidget, "debrief_images").count() == len(sim.images) == 2
+    # the 3D view reveals the spine, the needle's path and (computed off the GUI thread) the zone
+    assert "needle_path" in window.plotter.actors
+    qtbot.waitUntil(lambda: "target_zone" in window.plotter.actors, timeout=30_000)
+    assert window.plotter.actors["target_zone"].GetMapper().GetInput().GetNumberOfPoints() > 0
 
 
 def test_a_whole_landmark_attempt_by_mouse_and_keyboard(make_window, qtbot):

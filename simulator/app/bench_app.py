@@ -20,6 +20,8 @@ _T0_WALL = float(os.environ.get("SPINESIM_BENCH_T0", time.time()))
 
 
 def _median(values: list[float]) -> dict:
+    if not values:
+        return {"median_ms": None, "runs_ms": []}
     return {"median_ms": round(1000.0 * statistics.median(values), 2),
             "runs_ms": [round(1000.0 * v, 2) for v in values]}
 
@@ -78,22 +80,30 @@ def latency(repeats: int = 30) -> dict:
     heart.timeout.connect(lambda: beats.append((time.perf_counter(), phase[0])))
     heart.start(5)
 
-    def wait_until(flag, timeout_s: float = 30.0) -> None:
+    timeouts: dict[str, int] = {}
+
+    def wait_until(flag, timeout_s: float = 30.0) -> bool:
         deadline = time.monotonic() + timeout_s
         while not flag() and time.monotonic() < deadline:
             app.processEvents()
+        if not flag():
+            # counted, not timed: a press that never showed is no latency
+            timeouts[phase[0]] = timeouts.get(phase[0], 0) + 1
+            return False
+        return True
 
     # a single X-ray (F) at an unchanged pose: the first one sets the pose, the next ones time it
     phase[0] = "xray_same_pose"
     window.take_image()
-    wait_until(lambda: len(sim.images) == 1)
+    wait_until(lambda: len(sim.images) == 1 and not window._busy)
     shot_s = []
     for _ in range(max(3, repeats // 5)):
         n = len(sim.images)
         t0 = time.perf_counter()
         QTest.keyClick(window, Qt.Key.Key_F)
-        wait_until(lambda n=n: len(sim.images) > n and window.monitor.painted_at_s > t0)
-        shot_s.append(window.monitor.painted_at_s - t0)
+        # the next X-ray key is pressed once this one is done (a press while busy is refused)
+        if wait_until(lambda n=n: len(sim.images) > n and window.monitor.painted_at_s > t0 and not window._busy):
+            shot_s.append(window.monitor.painted_at_s - t0)
 
     # the pedal down, then needle key presses: each one to the live image on the monitor and to
     # the 3D view
@@ -105,16 +115,19 @@ def latency(repeats: int = 30) -> dict:
         key = Qt.Key.Key_Up if i % 2 == 0 else Qt.Key.Key_Down
         t0 = time.perf_counter()
         QTest.keyClick(window, key)
-        wait_until(lambda: window.monitor.painted_at_s > t0 and rendered["at"] > t0, 5.0)
-        to_image_s.append(window.monitor.painted_at_s - t0)
-        to_3d_s.append(rendered["at"] - t0)
+        # the first paint of the monitor after the press is the one timed: the live pulses paint it
+        # again while the 3D frame is awaited
+        if wait_until(lambda: window.monitor.painted_at_s > t0, 5.0):
+            to_image_s.append(window.monitor.painted_at_s - t0)
+        if wait_until(lambda: rendered["at"] > t0, 5.0):
+            to_3d_s.append(rendered["at"] - t0)
     window.pedal_up()
     phase[0] = "new_pose_xray"
     # a new C-arm pose (the slow image, taken off the GUI thread) and the debrief, in the heartbeat
     QTest.keyClick(window, Qt.Key.Key_3)
     n = len(sim.images)
     QTest.keyClick(window, Qt.Key.Key_F)
-    wait_until(lambda: len(sim.images) > n)
+    wait_until(lambda: len(sim.images) > n and not window._busy)
     phase[0] = "debrief"
     QTest.keyClick(window, Qt.Key.Key_F10)
     wait_until(lambda: window.debrief_dialog is not None)
@@ -136,6 +149,7 @@ def latency(repeats: int = 30) -> dict:
         "gui_stalls_over_100ms": int((gaps > 0.1).sum()),
         "gui_stalls_over_100ms_by_phase": stalls_by_phase,
         "image_size_px": sim.image_size_px,
+        "waits_timed_out_by_phase": timeouts,
     }
 
 

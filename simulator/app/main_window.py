@@ -24,7 +24,7 @@ from simulator.imaging.views import console_name, projection_name, standard_view
 from simulator.procedures.drugs import drug_catalogue
 from simulator.protocol import commands as cmd
 from simulator.protocol.events import Event
-from simulator.scene.scene import SpineScene
+from simulator.scene.scene import SpineScene, target_zone_surface
 
 #: How the contrast patterns a trainee can report read in the app (reference 3.0).
 #: Events that change the 3D scene other than the needle (the needle has its own frame).
@@ -74,6 +74,15 @@ class _Signals(QObject):
     failed = pyqtSignal(str)
 
 
+def _report(signals: _Signals, outcome: str, value) -> None:
+    """Emit a job's ``done`` or ``failed``; a window closed while the job ran has deleted the
+    signals' object (an exception escaping a QRunnable aborts the process)."""
+    try:
+        getattr(signals, outcome).emit(value)
+    except RuntimeError:
+        pass
+
+
 class _CommandJob(QRunnable):
     """Runs a slow command (an X-ray at a new C-arm pose) off the GUI thread."""
 
@@ -86,11 +95,28 @@ class _CommandJob(QRunnable):
         try:
             events = self.sim.apply(self.command, self.t_s)
         except SpineSimError as err:
-            self.signals.failed.emit(str(err))
+            _report(self.signals, "failed", str(err))
         except Exception as err:  # noqa: BLE001 - reported to the user, never a crash
-            self.signals.failed.emit(f"{err.__class__.__name__}: {err}")
+            _report(self.signals, "failed", f"{err.__class__.__name__}: {err}")
         else:
-            self.signals.done.emit(events)
+            _report(self.signals, "done", events)
+
+
+class _ZoneJob(QRunnable):
+    """The debrief's target zone surface, computed off the GUI thread."""
+
+    def __init__(self, sim):
+        super().__init__()
+        self.sim = sim
+        self.signals = _Signals()
+
+    def run(self):
+        try:
+            surface = target_zone_surface(self.sim)
+        except Exception as err:  # noqa: BLE001 - the debrief goes on without the zone
+            _report(self.signals, "failed", f"{err.__class__.__name__}: {err}")
+        else:
+            _report(self.signals, "done", surface)
 
 
 class MainWindow(QMainWindow):
@@ -125,6 +151,8 @@ class MainWindow(QMainWindow):
         self._live_timer = QTimer(self)
         self._live_timer.timeout.connect(self._show_live_frame)
         self._palpate_mode = sim.guidance == "landmark"
+        self._pedal_pending = False  # the pedal went down while an X-ray was being made
+        self.target_zone_shown = False  # the debrief's target zone is drawn (it comes off-thread)
         self._crests: dict[str, list[float]] = {}
         self.debrief_dialog: QDialog | None = None
         self.replay_window = None  # the debrief's replay, kept alive while it is open
@@ -337,8 +365,13 @@ class MainWindow(QMainWindow):
 
     def pedal_down(self) -> None:
         """The fluoroscopy pedal goes down: live frames at the chosen pulse rate until it comes up."""
-        if self.sim.fluoroscopy_on or self._busy:
+        if self.sim.fluoroscopy_on:
             return
+        if self._busy:
+            # an X-ray is still being made: the run starts when it is done, if the pedal is still down
+            self._pedal_pending = True
+            return
+        self._pedal_pending = False
         rate = self.pulse_rate.currentData()
         if not self.execute(cmd.FluoroscopyOn(pulse_rate_pps=rate, subtraction=self.subtraction.isChecked())):
             return
@@ -347,6 +380,7 @@ class MainWindow(QMainWindow):
 
     def pedal_up(self) -> None:
         """The pedal comes up: the dose of the run is counted and its last frame stays on."""
+        self._pedal_pending = False
         if not self.sim.fluoroscopy_on:
             return
         self._live_timer.stop()
@@ -655,11 +689,15 @@ class MainWindow(QMainWindow):
         self._busy = False
         self.statusBar().clearMessage()
         self._update_status()
+        if self._pedal_pending:
+            self.pedal_down()
 
     def _on_job_failed(self, message: str) -> None:
         self._busy = False
         self.statusBar().showMessage(message, 6000)
         self._log(f"Not possible: {message}")
+        if self._pedal_pending:
+            self.pedal_down()
 
     def toggle_spine(self) -> None:
         if hasattr(self, "spine_button"):
@@ -900,7 +938,13 @@ class MainWindow(QMainWindow):
     def show_debrief(self) -> None:
         """The debrief: outcome, score and feedback, with the spine revealed in 3D."""
         card = self.sim.scorecard
-        self.scene.reveal(self.sim.scenario.target_level)
+        # the target zone is sampled tissue by tissue (about half a second): off the GUI thread,
+        # drawn when it is ready, so the debrief opens at once
+        self.scene.reveal(self.sim.scenario.target_level, zone_later=True)
+        zone_job = _ZoneJob(self.sim)
+        zone_job.signals.done.connect(self._on_target_zone)
+        zone_job.signals.failed.connect(lambda message: self._log(f"Target zone not shown: {message}"))
+        QThreadPool.globalInstance().start(zone_job)
         self.scene.close_up_camera()
         self.plotter.render()
         dlg = QDialog(self)
@@ -931,6 +975,11 @@ class MainWindow(QMainWindow):
         dlg.setModal(False)
         dlg.show()
         self.debrief_dialog = dlg
+
+    def _on_target_zone(self, surface) -> None:
+        self.scene.show_target_zone(surface)
+        self.target_zone_shown = True
+        self.plotter.update()
 
     def restore_layout(self) -> None:
         """The window's size, place and split as the trainee last left them."""

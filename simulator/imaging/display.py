@@ -16,6 +16,8 @@ import numpy as np
 from numba import njit, prange
 from scipy import ndimage
 
+from simulator.imaging.kernel_lock import KERNEL_LOCK
+
 #: Photons per pixel before the patient when no exposure is given (about a single acquisition's):
 #: sets the quantum noise. The simulation passes each exposure's own (see :mod:`.dose`).
 PHOTONS_PER_PIXEL = 4.0e5
@@ -37,7 +39,7 @@ def _noise_bank() -> np.ndarray:
     return np.random.default_rng(20261124).standard_normal(_NOISE_BANK_SIZE, dtype=np.float32)
 
 
-@njit(parallel=True, fastmath=True, cache=True)
+@njit(parallel=True, fastmath=True, cache=True, nogil=True)
 def _measure(total, scatter, subtract, photons, bank, offset, stride, out):
     rows, cols = total.shape
     mask = bank.size - 1
@@ -56,7 +58,7 @@ def _measure(total, scatter, subtract, photons, bank, offset, stride, out):
             out[r, c] = value
 
 
-@njit(parallel=True, fastmath=True, cache=True)
+@njit(parallel=True, fastmath=True, cache=True, nogil=True)
 def _blur_rows_then_cols(src, tmp, out, centre):
     rows, cols = src.shape
     side = (np.float32(1.0) - centre) * np.float32(0.5)
@@ -70,7 +72,7 @@ def _blur_rows_then_cols(src, tmp, out, centre):
             out[r, c] = centre * tmp[r, c] + side * (tmp[up, c] + tmp[down, c])
 
 
-@njit(parallel=True, fastmath=True, cache=True)
+@njit(parallel=True, fastmath=True, cache=True, nogil=True)
 def _coarse_mean(src, factor, out):
     nr, nc = out.shape
     scale = np.float32(1.0 / (factor * factor))
@@ -83,7 +85,7 @@ def _coarse_mean(src, factor, out):
             out[i, j] = acc * scale
 
 
-@njit(parallel=True, fastmath=True, cache=True)
+@njit(parallel=True, fastmath=True, cache=True, nogil=True)
 def _to_grey(measured, wide, factor, gain, lo, hi, lut, field, out):
     rows, cols = measured.shape
     nr, nc = wide.shape
@@ -124,19 +126,22 @@ def display_chain(total: np.ndarray, window: tuple[float, float], noise_seed,
     none = np.zeros((1, 1), np.float32)
     offset, stride = _frame_noise_position(noise_seed)
     measured = np.empty_like(total)
-    _measure(total, none if scatter is None else np.ascontiguousarray(scatter, dtype=np.float32),
-             none if subtract is None else np.ascontiguousarray(subtract, dtype=np.float32),
-             np.float32(photons_per_pixel), _noise_bank(), offset, stride, measured)
     blurred = np.empty_like(measured)
-    _blur_rows_then_cols(measured, np.empty_like(measured), blurred, np.float32(_BLUR_CENTRE))
     f = _UNSHARP_FACTOR if min(rows, cols) >= 2 * _UNSHARP_FACTOR else 1
     coarse = np.empty((rows // f, cols // f), np.float32)
-    _coarse_mean(blurred, f, coarse)
+    with KERNEL_LOCK:
+        _measure(total, none if scatter is None else np.ascontiguousarray(scatter, dtype=np.float32),
+                 none if subtract is None else np.ascontiguousarray(subtract, dtype=np.float32),
+                 np.float32(photons_per_pixel), _noise_bank(), offset, stride, measured)
+        _blur_rows_then_cols(measured, np.empty_like(measured), blurred, np.float32(_BLUR_CENTRE))
+        _coarse_mean(blurred, f, coarse)
     wide = ndimage.uniform_filter(coarse, 3, mode="nearest")
     lo, hi = window
     out = np.empty((rows, cols), np.uint8)
     field = field_mask(rows, cols, round(float(iris_fraction), 4), square, round(float(shutter_fraction), 4))
-    _to_grey(blurred, wide, f, np.float32(_UNSHARP_GAIN), np.float32(lo), np.float32(hi), _GAMMA_LUT, field, out)
+    with KERNEL_LOCK:
+        _to_grey(blurred, wide, f, np.float32(_UNSHARP_GAIN), np.float32(lo), np.float32(hi), _GAMMA_LUT, field,
+                 out)
     return out
 
 

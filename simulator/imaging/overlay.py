@@ -14,6 +14,7 @@ import numpy as np
 from numba import njit, prange
 
 from simulator.imaging.carm import Projection
+from simulator.imaging.kernel_lock import KERNEL_LOCK
 from simulator.imaging.projector import pixel_ray, slab
 
 #: Stainless steel (iron, 7.87 g/cm3) at 60 keV: 9.48 /cm (NIST via DeepDRR; reference 4.2).
@@ -70,7 +71,7 @@ def _chord(sx, sy, sz, ux, uy, uz, ax, ay, az, wx, wy, wz, seg_len, radius):
     return t1 - t0
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def _overlay_integrals(source, pixel00, row_step, col_step, r0, r1, c0, c1, seg_a, seg_w, seg_len,
                        radius, mu, out):
     n_sub = 3
@@ -112,7 +113,8 @@ def overlay_integrals(overlays: list[Overlay], projection: Projection) -> np.nda
         c1 = int(min(projection.cols, np.ceil(rc[:, 1].max()) + margin + 1))
         if r1 <= r0 or c1 <= c0:
             continue
-        _overlay_integrals(projection.source_mm.astype(np.float64), projection.pixel00_mm.astype(np.float64),
-                           projection.row_step_mm.astype(np.float64), projection.col_step_mm.astype(np.float64),
-                           r0, r1, c0, c1, a, w, lengths, float(ov.radius_mm), float(ov.mu_per_mm), out)
+        with KERNEL_LOCK:
+            _overlay_integrals(projection.source_mm.astype(np.float64), projection.pixel00_mm.astype(np.float64),
+                               projection.row_step_mm.astype(np.float64), projection.col_step_mm.astype(np.float64),
+                               r0, r1, c0, c1, a, w, lengths, float(ov.radius_mm), float(ov.mu_per_mm), out)
     return out.astype(np.float32)

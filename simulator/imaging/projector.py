@@ -15,6 +15,7 @@ import numpy as np
 from numba import njit, prange
 
 from simulator.imaging.carm import Projection
+from simulator.imaging.kernel_lock import KERNEL_LOCK
 from simulator.imaging.spectrum import SOFT_TISSUE_MU_60KEV_PER_MM
 
 
@@ -49,7 +50,7 @@ def _clip_to_box(source_v, ux, uy, uz, length, hi0, hi1, hi2):
     return slab(source_v[2], uz, hi2, t0, t1)
 
 
-@njit(parallel=True, fastmath=True, cache=True)
+@njit(parallel=True, fastmath=True, cache=True, nogil=True)
 def _raycast(mu, source_v, pixel00_v, row_step_v, col_step_v, rows, cols, step_vox, voxel_mm, soft_max, out,
              out_excess):
     nx, ny, nz = mu.shape
@@ -99,7 +100,7 @@ def _raycast(mu, source_v, pixel00_v, row_step_v, col_step_v, rows, cols, step_v
             out_excess[r, c] = acc_excess * step_vox * voxel_mm
 
 
-@njit(parallel=True, fastmath=True, cache=True)
+@njit(parallel=True, fastmath=True, cache=True, nogil=True)
 def _slices(mu, source_v, pixel00_v, row_step_v, col_step_v, rows, cols, voxel_mm, soft_max, out, out_excess):
     """Joseph's method: each ray is sampled where it crosses each slice of the volume's last axis
     (the beam's main direction), with bilinear interpolation in the slice, and the sum weighted by
@@ -176,10 +177,12 @@ def line_integrals(mu_per_mm: np.ndarray, world_from_voxel: np.ndarray, projecti
 
     out = np.empty((projection.rows, projection.cols), np.float32)
     excess = np.empty_like(out)
-    _raycast(np.ascontiguousarray(mu_per_mm, dtype=np.float32), to_voxel(projection.source_mm),
-             to_voxel(projection.pixel00_mm), projection.row_step_mm / voxel_mm,
-             projection.col_step_mm / voxel_mm, projection.rows, projection.cols, float(step_voxels),
-             voxel_mm, np.float32(SOFT_TISSUE_MU_60KEV_PER_MM), out, excess)
+    mu = np.ascontiguousarray(mu_per_mm, dtype=np.float32)
+    with KERNEL_LOCK:
+        _raycast(mu, to_voxel(projection.source_mm), to_voxel(projection.pixel00_mm),
+                 projection.row_step_mm / voxel_mm, projection.col_step_mm / voxel_mm, projection.rows,
+                 projection.cols, float(step_voxels), voxel_mm, np.float32(SOFT_TISSUE_MU_60KEV_PER_MM), out,
+                 excess)
     return (out, excess) if bone_excess else out
 
 
@@ -249,7 +252,9 @@ class ProjectorVolume:
 
         out = np.empty((projection.rows, projection.cols), np.float32)
         excess = np.empty_like(out)
-        _slices(mu, to_voxel(projection.source_mm), to_voxel(projection.pixel00_mm),
-                projection.row_step_mm[order] / voxel_mm, projection.col_step_mm[order] / voxel_mm,
-                projection.rows, projection.cols, voxel_mm, np.float32(SOFT_TISSUE_MU_60KEV_PER_MM), out, excess)
+        with KERNEL_LOCK:
+            _slices(mu, to_voxel(projection.source_mm), to_voxel(projection.pixel00_mm),
+                    projection.row_step_mm[order] / voxel_mm, projection.col_step_mm[order] / voxel_mm,
+                    projection.rows, projection.cols, voxel_mm, np.float32(SOFT_TISSUE_MU_60KEV_PER_MM), out,
+                    excess)
         return (out, excess) if bone_excess else out

@@ -83,39 +83,45 @@ _SHADED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 #: and at full count (about 330 000 for the default case) the skin alone took 80-220 ms a frame in
 #: software OpenGL; a quarter of them draws in a third of the time.
 SKIN_KEEP_FRACTION = 0.25
+#: The same for a bone, disc or joint of more than :data:`DECIMATE_OVER_TRIANGLES`: marching cubes at
+#: 1 mm gives an ilium 190 000 triangles, and the default case's spine 900 000, which made a frame
+#: with the spine shown through the skin take about 160 ms in software OpenGL (a freeze at every
+#: needle step); a quarter of them keeps every process and foramen and draws in about 100 ms.
+STRUCTURE_KEEP_FRACTION = 0.25
+DECIMATE_OVER_TRIANGLES = 20_000
 
 
-def _display_skin(anatomy, mesh: Mesh) -> pv.PolyData:
-    """The skin decimated for drawing, cached on disk beside the anatomy's own cache (decimating
-    takes 2-4 s)."""
+def _display_mesh(anatomy, name: str, mesh: Mesh) -> pv.PolyData:
+    """One structure's surface for drawing, with point normals: decimated when it is large, and
+    then cached on disk beside the anatomy's own cache (decimating the default case takes 5-8 s)."""
     from simulator.paths import cache_dir
 
-    path = cache_dir() / "scene" / f"{anatomy.info.cache_key}_skin_{SKIN_KEEP_FRACTION:g}.vtp"
+    keep = SKIN_KEEP_FRACTION if name == "skin" else STRUCTURE_KEEP_FRACTION
+    if name != "skin" and len(mesh.faces) <= DECIMATE_OVER_TRIANGLES:
+        return _polydata(mesh).compute_normals(auto_orient_normals=False, split_vertices=False)
+    path = cache_dir() / "scene" / f"{anatomy.info.cache_key}_{name}_{keep:g}.vtp"
     if path.exists():
         try:
             return pv.read(path)
         except Exception:  # noqa: BLE001 - an unreadable cache entry is made again
             pass
-    skin = _polydata(mesh).decimate(1.0 - SKIN_KEEP_FRACTION).compute_normals(auto_orient_normals=False,
-                                                                              split_vertices=False)
+    shown = _polydata(mesh).decimate(1.0 - keep).compute_normals(auto_orient_normals=False, split_vertices=False)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.stem + ".tmp.vtp")
-        skin.save(tmp)
+        shown.save(tmp)
         tmp.replace(path)
     except OSError:
         pass  # a read-only cache: decimated again next time
-    return skin
+    return shown
 
 
 def shaded_polydata(anatomy) -> dict[str, pv.PolyData]:
-    """The anatomy's meshes as polydata with point normals (the skin decimated), made once per
-    anatomy: they are the slow part of opening a scene, so the app makes them while the patient
+    """The anatomy's meshes as polydata with point normals (the large ones decimated), made once
+    per anatomy: they are the slow part of opening a scene, so the app makes them while the patient
     loads, off the GUI thread."""
     if anatomy not in _SHADED:
-        _SHADED[anatomy] = {name: _display_skin(anatomy, mesh) if name == "skin" else
-                            _polydata(mesh).compute_normals(auto_orient_normals=False, split_vertices=False)
-                            for name, mesh in anatomy.meshes().items()}
+        _SHADED[anatomy] = {name: _display_mesh(anatomy, name, mesh) for name, mesh in anatomy.meshes().items()}
     return _SHADED[anatomy]
 
 
@@ -157,6 +163,11 @@ class SpineScene:
     def _build(self) -> None:
         pl = self.plotter
         pl.set_background((32, 36, 44), top=(78, 88, 104))
+        # one light at the eye, not pyvista's five-light kit: in software OpenGL every light is paid
+        # per pixel, and the kit made a C-arm move's frame take over 100 ms (a felt freeze); the
+        # headlight also darkens the body's outline, which reads well from the operator's side
+        pl.renderer.remove_all_lights()
+        pl.add_light(pv.Light(light_type="headlight"))
         self._table_actor = pl.add_mesh(self._table(), color=(70, 76, 86), pickable=False, render=False,
                                         name="table")
         shaded = shaded_polydata(self.sim.anatomy)
@@ -327,8 +338,10 @@ class SpineScene:
         self.plotter.add_mesh(pv.lines_from_points(pts).tube(radius=1.2), color=(255, 170, 40),
                               pickable=False, render=False, name="tuffier_line")
 
-    def reveal(self, target_interspace: str | None = None) -> None:
-        """The debrief view: spine revealed, needle path drawn, the target zone shown."""
+    def reveal(self, target_interspace: str | None = None, zone_later: bool = False) -> None:
+        """The debrief view: spine revealed, needle path drawn, the target zone shown (unless
+        ``zone_later``: the caller computes :func:`target_zone_surface` off the GUI thread and
+        passes it to :meth:`show_target_zone`)."""
         self.set_spine_visible(True)
         # the target zone often lies in bone's shadow (a joint between two processes, a medial
         # branch on the transverse process): bone goes translucent so the zone shows through
@@ -341,17 +354,19 @@ class SpineScene:
                 if group == "organ":
                     actor.GetProperty().SetOpacity(0.35)
         self.plotter.add_text(DEBRIEF_LEGEND, position="lower_left", font_size=9, color=(235, 235, 235),
-                              name="debrief_legend")
+                              name="debrief_legend", render=False)
         tube = path_tube(self.sim.tip_path)
         if tube is not None:
             self._path_actor = self.plotter.add_mesh(tube, color=PATH_COLOUR, pickable=False,
                                                      render=False, name="needle_path")
-        if target_interspace:
+        if target_interspace and not zone_later:
             self.show_target_zone()
 
-    def show_target_zone(self) -> None:
-        """The procedure's target zone round its target point as a translucent cloud."""
-        surface = target_zone_surface(self.sim)
+    def show_target_zone(self, surface: "pv.PolyData | None" = None) -> None:
+        """The procedure's target zone round its target point as a translucent cloud
+        (``surface``: :func:`target_zone_surface` already computed)."""
+        if surface is None:
+            surface = target_zone_surface(self.sim)
         if surface.n_points:
             self._target_actor = self.plotter.add_mesh(surface, color=TARGET_COLOUR, opacity=0.7, pickable=False,
                                                        render=False, name="target_zone")
