@@ -65,6 +65,16 @@ class Anatomy:
         self._landmarks: dict[str, np.ndarray] | None = None
         self._persist = True  # landmarks are kept in the on-disk cache (off for throwaway builds)
         self._meshes: dict[str, Mesh] | None = None
+        self._derived: dict[tuple, object] = {}
+
+    def derived(self, key: tuple, compute):
+        """``compute()`` once per anatomy for ``key``: points found by searching the tissue (a
+        procedure's target point, a foramen's fat) are asked for by every attempt and every score
+        on this anatomy, and cost a tenth of a second to a second each."""
+        if key not in self._derived:
+            self._derived[key] = compute()
+        value = self._derived[key]
+        return value.copy() if isinstance(value, np.ndarray) else value
 
     # ---------------------------------------------------------------- to be provided by a source
     @property

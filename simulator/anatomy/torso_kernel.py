@@ -17,15 +17,22 @@ PROFILE_ROWS = ("midline_back_y_mm", "body_back_y_mm", "body_front_y_mm", "body_
 
 
 @njit(cache=True, fastmath=True, inline="always")
-def _interp(z, zs, values):
+def _profile_at(z, zs, prof, p):
+    """Every profile row linearly interpolated at height ``z`` (clamped at the ends) into ``p``:
+    one search for all rows."""
     n = zs.shape[0]
     if z <= zs[0]:
-        return values[0]
+        for r in range(prof.shape[0]):
+            p[r] = prof[r, 0]
+        return
     if z >= zs[n - 1]:
-        return values[n - 1]
+        for r in range(prof.shape[0]):
+            p[r] = prof[r, n - 1]
+        return
     i = np.searchsorted(zs, z) - 1
     t = (z - zs[i]) / (zs[i + 1] - zs[i])
-    return values[i] + t * (values[i + 1] - values[i])
+    for r in range(prof.shape[0]):
+        p[r] = prof[r, i] + t * (prof[r, i + 1] - prof[r, i])
 
 
 @njit(cache=True, fastmath=True, inline="always")
@@ -62,8 +69,7 @@ def skin_field(xs, ys, zs, prof_z, prof, skin, fascia, room):
     out = np.empty(n, np.float32)
     p = np.empty(prof.shape[0])
     for i in range(n):
-        for r in range(prof.shape[0]):
-            p[r] = _interp(zs[i], prof_z, prof[r])
+        _profile_at(zs[i], prof_z, prof, p)
         out[i] = _skin_field(xs[i], ys[i], p, skin, fascia, room)
     return out
 
@@ -82,8 +88,7 @@ def torso_labels(xs, ys, zs, prof_z, prof, gas, ids, skin, fascia, room):
     for i in range(n):
         x, y, z = xs[i], ys[i], zs[i]
         if z != last_z:
-            for r in range(prof.shape[0]):
-                p[r] = _interp(z, prof_z, prof[r])
+            _profile_at(z, prof_z, prof, p)
             last_z = z
         mid_back, body_back, body_front, body_hw, tp_y = p[0], p[1], p[2], p[3], p[4]
         psoas, fat, nuchal, width, depth_ap = p[5], p[6], p[7], p[8], p[9]

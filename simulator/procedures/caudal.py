@@ -111,6 +111,10 @@ class Caudal(Procedure):
     )
 
     def target_point(self, anatomy, scenario) -> np.ndarray:
+        return anatomy.derived(("caudal_target",), lambda: self._target_point(anatomy))
+
+    @staticmethod
+    def _target_point(anatomy) -> np.ndarray:
         apex = anatomy.landmark("sacrum.hiatus_apex")
         _, up = zone_top(anatomy)
         found = canal_fat_near(anatomy, apex + AIM_UP_MM * up + AIM_DEPTH_MM * into_canal(up))

@@ -51,6 +51,10 @@ def medial_border_x(anatomy, scenario) -> float:
 def foramen_anchor(anatomy, interspace: str, side: str) -> np.ndarray:
     """The highest point of the foramen's fat under the upper pedicle (the safe triangle's roof),
     with fat all round it for 1 mm."""
+    return anatomy.derived(("foramen_anchor", interspace, side), lambda: _foramen_anchor(anatomy, interspace, side))
+
+
+def _foramen_anchor(anatomy, interspace: str, side: str) -> np.ndarray:
     upper = interspace.split("-")[0]
     pedicle = anatomy.landmark(f"{upper}.pedicle_{side}_center")
     foramen = anatomy.landmark(f"{interspace}.foramen_{side}_center")
