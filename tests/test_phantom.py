@@ -15,6 +15,7 @@ from simulator.anatomy.anatomy import build_anatomy
 from simulator.anatomy.landmarks import compute_landmarks, interlaminar_centre
 from simulator.anatomy.morphometry import DEGENERATE_DISC_FACTOR, reference_table, reference_vertebra
 from simulator.anatomy.patient import PatientParameters
+from simulator.anatomy.phantom import INTERSPACES
 from simulator.anatomy.soft_tissue import ravi_skin_to_epidural_mm
 from simulator.anatomy.tissues import tid, tissue_table
 from simulator.geometry import frames
@@ -412,3 +413,30 @@ def test_vertebra_is_recognisable(seed, level):
     labels = ph.tissue_at(pts)
     assert not is_bone[labels].any()
     assert {"dura", "csf", "cauda_equina"} & set(names(labels))
+
+
+def test_searched_landmarks_are_found_when_first_read(monkeypatch):
+    """An interspace's epidural target is searched for on the tissue only when it is read (a study
+    attempt needs one or two of the 23); asking whether it exists or listing the names searches
+    nothing, and what is found is what the search gives."""
+    from simulator.anatomy import landmarks as lm_mod
+
+    ph = phantom(SEEDS[0])
+    searched = []
+    original = lm_mod.epidural_target
+
+    def counting(phantom_, interspace):
+        searched.append(interspace)
+        return original(phantom_, interspace)
+
+    monkeypatch.setattr(lm_mod, "epidural_target", counting)
+    lm = compute_landmarks(ph)
+    assert "L4-L5.epidural_target" in lm and "L4-L5.epidural_target" in list(lm)
+    assert searched == []
+    target = lm["L4-L5.epidural_target"]
+    assert searched == ["L4-L5"]
+    assert np.array_equal(target, original(ph, "L4-L5"))
+    lm["L4-L5.epidural_target"]
+    assert searched == ["L4-L5"]  # found once
+    everything = dict(lm.items())
+    assert len(everything) == len(lm) and len(set(searched)) == len(INTERSPACES)

@@ -12,6 +12,7 @@ import hashlib
 import json
 import time
 import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,7 +63,7 @@ class Anatomy:
         self.labels = labels
         self.info = info
         self._mu: np.ndarray | None = None
-        self._landmarks: dict[str, np.ndarray] | None = None
+        self._landmarks: Mapping[str, np.ndarray] | None = None
         self._persist = True  # landmarks are kept in the on-disk cache (off for throwaway builds)
         self._meshes: dict[str, Mesh] | None = None
         self._derived: dict[tuple, object] = {}
@@ -142,7 +143,7 @@ class Anatomy:
         return self._mu
 
     @property
-    def landmarks(self) -> dict[str, np.ndarray]:
+    def landmarks(self) -> Mapping[str, np.ndarray]:
         """Named landmarks (world mm); names documented in :mod:`simulator.anatomy.landmarks`."""
         if self._landmarks is None:
             # cached beside the meshes: computing them is the slowest part of a cached start (~2 s)
@@ -259,7 +260,7 @@ class PhantomAnatomy(Anatomy):
                 return joint.normal.copy()
         return None
 
-    def _compute_landmarks(self) -> dict[str, np.ndarray]:
+    def _compute_landmarks(self) -> Mapping[str, np.ndarray]:
         return landmarks_mod.compute_landmarks(self.phantom)
 
     def vessel_paths(self) -> list[tuple[str, str, np.ndarray, float]]:
@@ -312,7 +313,7 @@ def _load_landmarks(path: Path) -> dict[str, np.ndarray]:
         return {}
 
 
-def _save_landmarks(path: Path, landmarks: dict[str, np.ndarray]) -> None:
+def _save_landmarks(path: Path, landmarks: Mapping[str, np.ndarray]) -> None:
     try:
         tmp = path.with_name(path.stem + ".tmp.npz")
         np.savez(tmp, **{name: np.asarray(v, float) for name, v in landmarks.items()})

@@ -31,6 +31,8 @@ Levels outside a region-only build are present too (the phantom is analytic). Br
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 from scipy import ndimage
 
@@ -111,9 +113,45 @@ def coccyx_tip(phantom: SpinePhantom) -> np.ndarray:
     return phantom.sacral_frame.to_world(0.0, 132.0 * k, -2.0 * k)
 
 
-def compute_landmarks(phantom: SpinePhantom) -> dict[str, np.ndarray]:
-    """All named landmarks of ``phantom``."""
-    out: dict[str, np.ndarray] = {}
+class Landmarks(Mapping):
+    """Named landmarks (world mm), the ones found by searching the tissue computed when first
+    asked for.
+
+    An interspace's epidural target and foramina take 20-50 ms each to find; a patient has 23
+    interspaces and an attempt needs one or two of them, so they wait to be read. Every name is
+    known from the start (``in`` and iteration never compute); reading a value, ``items()`` or
+    ``values()`` computes what is still pending.
+    """
+
+    def __init__(self, values: dict[str, np.ndarray], pending: dict[str, object], order: list[str]):
+        self._values = values
+        self._pending = pending
+        self._order = order
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name not in self._values:
+            compute = self._pending.pop(name)  # KeyError for an unknown name, as a dict
+            self._values[name] = np.asarray(compute(), float)
+        return self._values[name]
+
+    def __contains__(self, name) -> bool:
+        return name in self._values or name in self._pending
+
+    def __iter__(self):
+        return iter(self._order)
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+
+def compute_landmarks(phantom: SpinePhantom) -> Landmarks:
+    """All named landmarks of ``phantom`` (see :class:`Landmarks`: the searched ones on demand)."""
+    out: dict[str, object] = {}
+    pending: set[str] = set()
+
+    def later(name: str, compute) -> None:
+        out[name] = compute
+        pending.add(name)
     for seg in phantom.segments:
         n = seg.name
         d = seg.dims
@@ -146,7 +184,7 @@ def compute_landmarks(phantom: SpinePhantom) -> dict[str, np.ndarray]:
         u = phantom.by_level[upper]
         lw = phantom.by_level[lower]
         out[f"{interspace}.interlaminar_center"] = interlaminar_centre(phantom, interspace)
-        out[f"{interspace}.epidural_target"] = epidural_target(phantom, interspace)
+        later(f"{interspace}.epidural_target", lambda i=interspace: epidural_target(phantom, i))
         out[f"{interspace}.disc_center"] = 0.5 * (u.to_world([0.0, 0.0, -0.5 * u.height_mid_mm])
                                                   + lw.to_world([0.0, 0.0, 0.5 * lw.height_mid_mm]))
         for joint in phantom.joints[interspace]:
@@ -162,7 +200,7 @@ def compute_landmarks(phantom: SpinePhantom) -> dict[str, np.ndarray]:
                 below_pedicle = u.pedicle_z - 0.5 * u.dims.pedicle_height_mm - 6.0
                 centre = u.to_world([side * (0.5 * u.dims.canal_width_mm + 0.5 * u.dims.pedicle_width_mm),
                                      -u.half_depth - 2.0, below_pedicle])
-            out[f"{interspace}.foramen_{name}_center"] = _clear_centre(phantom, centre, u)
+            later(f"{interspace}.foramen_{name}_center", lambda c=centre, u=u: _clear_centre(phantom, c, u))
     shape = phantom.sacrum_shape
     frame = phantom.sacral_frame
     k = shape.scale
@@ -191,7 +229,8 @@ def compute_landmarks(phantom: SpinePhantom) -> dict[str, np.ndarray]:
     out["coccyx.tip"] = coccyx_tip(phantom)
     out["dural_sac.end"] = phantom.canal.sac_centre[-1]
     out["conus.tip"] = phantom.conus_tip
-    return {k_: np.asarray(v, float) for k_, v in out.items()}
+    values = {k_: np.asarray(v, float) for k_, v in out.items() if k_ not in pending}
+    return Landmarks(values, {k_: out[k_] for k_ in pending}, list(out))
 
 
 def lookup(landmarks: dict[str, np.ndarray], name: str) -> np.ndarray:

@@ -149,9 +149,10 @@ def synthetic_venous_paths(anatomy, tip: np.ndarray, rng: np.random.Generator) -
 
 def _nearest_level(anatomy, tip: np.ndarray) -> str | None:
     best, best_d = None, np.inf
-    for name, point in anatomy.landmarks.items():
+    landmarks = anatomy.landmarks
+    for name in landmarks:  # by name: reading every value would find every searched landmark
         if name.endswith(".body_center"):
-            d = float(np.linalg.norm(point - tip))
+            d = float(np.linalg.norm(landmarks[name] - tip))
             if d < best_d:
                 best, best_d = name.split(".")[0], d
     return best
