@@ -261,6 +261,9 @@ def app_screenshots(anatomy) -> None:
     window = window_after_reference(DEFAULT, "_attempt.jsonl")
     save(window, "app_fluoroscopy.png")
     window.finish()
+    deadline = time.monotonic() + 60.0
+    while not window.target_zone_shown and time.monotonic() < deadline:
+        app.processEvents()  # the target zone is computed off the GUI thread
     save(window, "app_debrief.png")
     window.debrief_dialog.grab().save(str(OUT / "app_debrief_card.png"))
     window.close()

@@ -946,7 +946,7 @@ class MainWindow(QMainWindow):
         zone_job.signals.failed.connect(lambda message: self._log(f"Target zone not shown: {message}"))
         QThreadPool.globalInstance().start(zone_job)
         self.scene.close_up_camera()
-        self.plotter.render()
+        self.plotter.update()  # one frame, when Qt paints (an explicit render drew the revealed scene twice)
         dlg = QDialog(self)
         dlg.setObjectName("debrief")
         dlg.setWindowTitle("Debrief")

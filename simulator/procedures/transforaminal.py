@@ -60,11 +60,14 @@ def _foramen_anchor(anatomy, interspace: str, side: str) -> np.ndarray:
     foramen = anatomy.landmark(f"{interspace}.foramen_{side}_center")
     fat = tissue_table().id("epidural_fat")
     around = np.vstack([np.eye(3), -np.eye(3)])
-    for dz in np.arange(2.0, 18.0, 0.5):
-        for dy in (0.0, -1.5, 1.5, -3.0, 3.0):
-            point = np.array([foramen[0], foramen[1] + dy, pedicle[2] - dz])
-            if anatomy.tissue_at(point[None])[0] == fat and (anatomy.tissue_at(point + around) == fat).all():
-                return point
+    # the candidates in search order (highest first, the foramen's centre line before either side
+    # of it), all asked about at once: the first one in fat with fat round it wins
+    candidates = np.array([[foramen[0], foramen[1] + dy, pedicle[2] - dz]
+                           for dz in np.arange(2.0, 18.0, 0.5) for dy in (0.0, -1.5, 1.5, -3.0, 3.0)])
+    labels = anatomy.tissue_at(np.concatenate([candidates[:, None, :], candidates[:, None, :] + around], axis=1))
+    clear = np.nonzero((labels == fat).all(axis=1))[0]
+    if clear.size:
+        return candidates[clear[0]]
     raise SpineSimError(f"no foraminal fat under the {upper} pedicle on the {side} for this patient")
 
 
