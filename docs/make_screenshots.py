@@ -5,7 +5,7 @@ Run from the repository root (the app screenshots need a display; Xvfb gives one
     xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python docs/make_screenshots.py
 
 Everything is computed by SpineSim itself from the default scenario's patient; the images land in
-``docs/images/``. The README's simulated study is made only when asked (it takes ~1.7 h)::
+``docs/images/``. The README's simulated study is made only when asked (it takes about an hour)::
 
     .venv/bin/python docs/make_screenshots.py study_figure
 """
@@ -385,6 +385,7 @@ def station_screenshots(anatomy=None) -> None:
     replay = open_replay(last.loaded, last.record, anatomy=anatomy, image_size_px=256)
     replay.seek(len(replay.timeline.steps) // 2)
     shot(replay, "app_replay.png", (1400, 820))
+    editor.ask_before_discarding = False  # the demonstration's edits are not kept: no question on closing
     for widget in (replay, results, view, editor, window):
         widget.close()
     store.close()
@@ -498,7 +499,7 @@ def contrast_patterns(anatomy=None) -> None:
 
 def study_figure(patients: int = 1000, seed: int = 2026) -> None:
     """The README's simulated study (the four procedures in both modes, ``patients`` patients):
-    docs/images/study_<n>.png and docs/study_<n>.md. Not in the default run: ~1.7 h on 2 cores.
+    docs/images/study_<n>.png and docs/study_<n>.md. Not in the default run: about an hour on 2 cores.
     The attempts go to a SQLite file in the temporary folder, so an interrupted run resumes."""
     import tempfile
 
