@@ -440,3 +440,19 @@ def test_searched_landmarks_are_found_when_first_read(monkeypatch):
     assert searched == ["L4-L5"]  # found once
     everything = dict(lm.items())
     assert len(everything) == len(lm) and len(set(searched)) == len(INTERSPACES)
+
+
+def test_searched_landmarks_are_found_once_when_threads_ask_together():
+    """The app's GUI thread and its workers may read the same landmark at once: each gets it (a
+    reader arriving while another searched once found the name gone), and the same value."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    ph = phantom(SEEDS[0])
+    lm = compute_landmarks(ph)
+    names = [f"{i}.epidural_target" for i in ("L3-L4", "L4-L5", "L5-S1")] * 8
+    with ThreadPoolExecutor(8) as pool:
+        found = list(pool.map(lambda name: lm[name], names))
+    for name, value in zip(names, found):
+        assert np.array_equal(value, lm[name])
+    with pytest.raises(KeyError):
+        lm["L4-L5.no_such_landmark"]

@@ -31,6 +31,7 @@ Levels outside a region-only build are present too (the phantom is analytic). Br
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 
 import numpy as np
@@ -127,12 +128,21 @@ class Landmarks(Mapping):
         self._values = values
         self._pending = pending
         self._order = order
+        # the app reads landmarks from its GUI thread and its workers' (an X-ray, the debrief's zone)
+        self._lock = threading.RLock()
 
     def __getitem__(self, name: str) -> np.ndarray:
-        if name not in self._values:
-            compute = self._pending.pop(name)  # KeyError for an unknown name, as a dict
-            self._values[name] = np.asarray(compute(), float)
-        return self._values[name]
+        value = self._values.get(name)
+        if value is None:
+            with self._lock:
+                value = self._values.get(name)
+                if value is None:
+                    if name not in self._pending:
+                        raise KeyError(name)
+                    value = np.asarray(self._pending[name](), float)
+                    self._values[name] = value  # found before it leaves the pending: `in` never misses it
+                    del self._pending[name]
+        return value
 
     def __contains__(self, name) -> bool:
         return name in self._values or name in self._pending
