@@ -116,6 +116,9 @@ def test_play_advances_over_time_and_pauses(open_window, expert, qtbot):
     window.play()
     assert window.step == 0 and window.playing
     window.pause()
+    # the revealed anatomy's target zone arrives from a worker thread while the replay plays
+    qtbot.waitUntil(lambda: window.target_zone_shown, timeout=30_000)
+    assert window.plotter.actors["target_zone"].GetMapper().GetInput().GetNumberOfPoints() > 0
 
 
 def test_a_record_from_another_generator_is_flagged(open_window, expert):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from PyQt6.QtCore import QEvent, QObject, QRunnable, Qt, QThreadPool, QTimer, pyqtSignal
+from PyQt6.QtCore import QEvent, QRunnable, Qt, QThreadPool, QTimer, pyqtSignal
 from PyQt6.QtGui import QAction, QKeySequence, QShortcut
 from PyQt6.QtWidgets import (QApplication, QButtonGroup, QCheckBox, QComboBox, QSpinBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QGridLayout,
                              QGroupBox, QHBoxLayout, QLabel, QListWidget, QMainWindow, QMessageBox,
@@ -24,7 +24,8 @@ from simulator.imaging.views import console_name, projection_name, standard_view
 from simulator.procedures.drugs import drug_catalogue
 from simulator.protocol import commands as cmd
 from simulator.protocol.events import Event
-from simulator.scene.scene import SpineScene, target_zone_surface
+from simulator.app.jobs import Signals, report, start_zone_job
+from simulator.scene.scene import SpineScene
 
 #: How the contrast patterns a trainee can report read in the app (reference 3.0).
 #: Events that change the 3D scene other than the needle (the needle has its own frame).
@@ -69,54 +70,23 @@ SHORTCUTS = [
 ]
 
 
-class _Signals(QObject):
-    done = pyqtSignal(object)
-    failed = pyqtSignal(str)
-
-
-def _report(signals: _Signals, outcome: str, value) -> None:
-    """Emit a job's ``done`` or ``failed``; a window closed while the job ran has deleted the
-    signals' object (an exception escaping a QRunnable aborts the process)."""
-    try:
-        getattr(signals, outcome).emit(value)
-    except RuntimeError:
-        pass
-
-
 class _CommandJob(QRunnable):
     """Runs a slow command (an X-ray at a new C-arm pose) off the GUI thread."""
 
     def __init__(self, sim, command, t_s):
         super().__init__()
         self.sim, self.command, self.t_s = sim, command, t_s
-        self.signals = _Signals()
+        self.signals = Signals()
 
     def run(self):
         try:
             events = self.sim.apply(self.command, self.t_s)
         except SpineSimError as err:
-            _report(self.signals, "failed", str(err))
+            report(self.signals, "failed", str(err))
         except Exception as err:  # noqa: BLE001 - reported to the user, never a crash
-            _report(self.signals, "failed", f"{err.__class__.__name__}: {err}")
+            report(self.signals, "failed", f"{err.__class__.__name__}: {err}")
         else:
-            _report(self.signals, "done", events)
-
-
-class _ZoneJob(QRunnable):
-    """The debrief's target zone surface, computed off the GUI thread."""
-
-    def __init__(self, sim):
-        super().__init__()
-        self.sim = sim
-        self.signals = _Signals()
-
-    def run(self):
-        try:
-            surface = target_zone_surface(self.sim)
-        except Exception as err:  # noqa: BLE001 - the debrief goes on without the zone
-            _report(self.signals, "failed", f"{err.__class__.__name__}: {err}")
-        else:
-            _report(self.signals, "done", surface)
+            report(self.signals, "done", events)
 
 
 class MainWindow(QMainWindow):
@@ -941,10 +911,8 @@ class MainWindow(QMainWindow):
         # the target zone is sampled tissue by tissue (about half a second): off the GUI thread,
         # drawn when it is ready, so the debrief opens at once
         self.scene.reveal(self.sim.scenario.target_level, zone_later=True)
-        zone_job = _ZoneJob(self.sim)
-        zone_job.signals.done.connect(self._on_target_zone)
-        zone_job.signals.failed.connect(lambda message: self._log(f"Target zone not shown: {message}"))
-        QThreadPool.globalInstance().start(zone_job)
+        start_zone_job(self.sim, self._on_target_zone,
+                       lambda message: self._log(f"Target zone not shown: {message}"))
         self.scene.close_up_camera()
         self.plotter.update()  # one frame, when Qt paints (an explicit render drew the revealed scene twice)
         dlg = QDialog(self)

@@ -31,6 +31,7 @@ from PyQt6.QtWidgets import (QApplication, QComboBox, QHBoxLayout, QLabel, QList
 from pyvistaqt import QtInteractor
 
 from simulator import __version__
+from simulator.app.jobs import start_zone_job
 from simulator.app.widgets import QtXRayMonitor
 from simulator.errors import CommandRefused, SpineSimError
 from simulator.imaging.carm import CArmPose
@@ -581,7 +582,7 @@ class ReplayWindow(QMainWindow):
         self.plotter.suppress_rendering = True
         try:
             self.scene = SpineScene(self.plotter, self._scene_sim)
-            self.scene.reveal(sc.target_level)
+            self.scene.reveal(sc.target_level, zone_later=True)
             self._palpation_markers = self._add_palpation_markers()
         finally:
             self.plotter.suppress_rendering = False
@@ -589,6 +590,15 @@ class ReplayWindow(QMainWindow):
         self.scene.close_up_camera()
         self._install_shortcuts()
         self.seek(0)
+        self.target_zone_shown = False
+        if sc.target_level:
+            start_zone_job(self._scene_sim, self._on_target_zone, lambda message: None)
+
+    def _on_target_zone(self, surface) -> None:
+        """The target zone, computed off the GUI thread, joins the revealed anatomy."""
+        self.scene.show_target_zone(surface)
+        self.target_zone_shown = True
+        self.plotter.update()
 
     # ------------------------------------------------------------------------- building
     def _header_text(self, trainee: str | None) -> str:
