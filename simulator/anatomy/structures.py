@@ -87,8 +87,7 @@ def box_axes(primary, secondary_hint) -> np.ndarray:
     a1 = frames.unit(primary)
     h = np.asarray(secondary_hint, float)
     a2 = frames.unit(h - (h @ a1) * a1)
-    # np.cross's general dispatch is most of this function's time: the same products, written out
-    a3 = np.array([a1[1] * a2[2] - a1[2] * a2[1], a1[2] * a2[0] - a1[0] * a2[2], a1[0] * a2[1] - a1[1] * a2[0]])
+    a3 = np.cross(a1, a2)
     return np.stack([a1, a2, a3])
 
 

@@ -592,7 +592,8 @@ class ReplayWindow(QMainWindow):
         self.seek(0)
         self.target_zone_shown = False
         if sc.target_level:
-            start_zone_job(self._scene_sim, self._on_target_zone, lambda message: None)
+            start_zone_job(self._scene_sim, self._on_target_zone,
+                           lambda message: self.statusBar().showMessage(f"Target zone not shown: {message}", 8000))
 
     def _on_target_zone(self, surface) -> None:
         """The target zone, computed off the GUI thread, joins the revealed anatomy."""

@@ -13,13 +13,6 @@ from __future__ import annotations
 import numpy as np
 
 
-def _unit_clip(x: np.ndarray) -> np.ndarray:
-    """``x`` clipped to [0, 1]: the same values as ``np.clip``, whose dispatch costs more than the
-    work on the small arrays a point query passes (the fields run tens of thousands of times a
-    simulated attempt)."""
-    return np.minimum(np.maximum(x, 0.0), 1.0)
-
-
 def length(v: np.ndarray) -> np.ndarray:
     """Euclidean norm over the last axis."""
     return np.sqrt(np.einsum("...i,...i->...", v, v))
@@ -29,7 +22,7 @@ def smooth_min(a: np.ndarray, b: np.ndarray, k_mm: float) -> np.ndarray:
     """Polynomial smooth minimum (smooth union) with a blend radius of ``k_mm``."""
     if k_mm <= 0:
         return np.minimum(a, b)
-    h = _unit_clip(0.5 + 0.5 * (b - a) / k_mm)
+    h = np.clip(0.5 + 0.5 * (b - a) / k_mm, 0.0, 1.0)
     return b + (a - b) * h - k_mm * h * (1.0 - h)
 
 
@@ -94,7 +87,7 @@ def capsule(p: np.ndarray, a, b, radius_mm: float) -> np.ndarray:
     b = np.asarray(b, float)
     pa = p - a
     ba = b - a
-    h = _unit_clip((pa @ ba) / float(ba @ ba))
+    h = np.clip((pa @ ba) / float(ba @ ba), 0.0, 1.0)
     return length(pa - h[..., None] * ba) - radius_mm
 
 
@@ -107,7 +100,7 @@ def round_cone(p: np.ndarray, a, b, ra_mm: float, rb_mm: float) -> np.ndarray:
     b = np.asarray(b, float)
     pa = p - a
     ba = b - a
-    h = _unit_clip((pa @ ba) / float(ba @ ba))
+    h = np.clip((pa @ ba) / float(ba @ ba), 0.0, 1.0)
     return length(pa - h[..., None] * ba) - (ra_mm + (rb_mm - ra_mm) * h)
 
 
