@@ -10,7 +10,7 @@ pytest.importorskip("PyQt6")
 pytest.importorskip("pyvistaqt")
 
 from PyQt6.QtCore import Qt  # noqa: E402
-from PyQt6.QtWidgets import QTextBrowser  # noqa: E402
+from PyQt6.QtWidgets import QCheckBox, QTextBrowser  # noqa: E402
 
 from simulator.anatomy.anatomy import build_anatomy  # noqa: E402
 from simulator.scenario.loader import load_scenario  # noqa: E402
@@ -564,9 +564,19 @@ def test_a_whole_fluoroscopy_attempt_by_mouse_and_keyboard(make_window, qtbot):
 
     assert debrief.findChild(QListWidget, "debrief_images").count() == len(sim.images) == 2
     # the 3D view reveals the spine, the needle's path and (computed off the GUI thread) the zone
-    assert "needle_path" in window.plotter.actors
+    qtbot.waitUntil(lambda: "needle_path" in window.plotter.actors, timeout=5_000)
     qtbot.waitUntil(lambda: "target_zone" in window.plotter.actors, timeout=30_000)
     assert window.plotter.actors["target_zone"].GetMapper().GetInput().GetNumberOfPoints() > 0
+    # the levels round the target and the needle are shown, the spine beyond them not until asked
+    structures = window.scene._structure_actors
+    assert structures["L4"].GetVisibility() and structures["L5"].GetVisibility()
+    assert structures["L4-L5.ligamentum_flavum"].GetVisibility()
+    far = ("L1", "L2", "rib_12_left")
+    assert not any(structures[name].GetVisibility() for name in far)
+    debrief.findChild(QCheckBox, "debrief_whole_spine").setChecked(True)
+    assert all(structures[name].GetVisibility() for name in far)
+    debrief.findChild(QCheckBox, "debrief_whole_spine").setChecked(False)
+    assert not any(structures[name].GetVisibility() for name in far)
 
 
 def test_a_whole_landmark_attempt_by_mouse_and_keyboard(make_window, qtbot):

@@ -119,6 +119,12 @@ def test_play_advances_over_time_and_pauses(open_window, expert, qtbot):
     # the revealed anatomy's target zone arrives from a worker thread while the replay plays
     qtbot.waitUntil(lambda: window.target_zone_shown, timeout=30_000)
     assert window.plotter.actors["target_zone"].GetMapper().GetInput().GetNumberOfPoints() > 0
+    # the levels of the attempt are shown, the spine far from them only when asked for
+    structures = window.scene._structure_actors
+    assert structures["L4"].GetVisibility() and structures["L5"].GetVisibility()
+    assert not structures["L1"].GetVisibility()
+    window.whole_spine.setChecked(True)
+    assert structures["L1"].GetVisibility() and structures["L4"].GetVisibility()
 
 
 def test_a_record_from_another_generator_is_flagged(open_window, expert):

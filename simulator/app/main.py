@@ -291,6 +291,7 @@ def _open_window(scenario_ref: str | None, record_path: str | None, store=None, 
     window.store = store
     window.show()
     window.plotter.render()
+    window.scene.warm_up()
     # the attenuation volume the X-rays need (0.5-1 s), made while the trainee looks at the case
     QThreadPool.globalInstance().start(anatomy.mu_volume)
     return window

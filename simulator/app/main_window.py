@@ -25,14 +25,18 @@ from simulator.procedures.drugs import drug_catalogue
 from simulator.protocol import commands as cmd
 from simulator.protocol.events import Event
 from simulator.app.jobs import Signals, report, start_zone_job
-from simulator.scene.scene import SpineScene
+from simulator.scene.scene import SpineScene, debrief_focus_points
 
 #: How the contrast patterns a trainee can report read in the app (reference 3.0).
 #: Events that change the 3D scene other than the needle (the needle has its own frame).
 SCENE_EVENTS = ("carm_moved", "palpated", "spine_visibility_changed")
 #: With the pedal down, the 3D needle is drawn at most this often, seconds: a 3D frame takes
-#: 50-65 ms in software OpenGL, so keys held down leave the window time to paint each live image.
-NEEDLE_FRAME_LIVE_S = 0.15
+#: 30-45 ms in software OpenGL, so keys held down leave the window time to paint each live image.
+NEEDLE_FRAME_LIVE_S = 0.1
+#: How long a job waits for the 3D frame it should follow (see MainWindow._after_3d_frame).
+FRAME_WAIT_S = 0.3
+#: The debrief's 3D view is revealed this long after its dialog opens (one paint at a time).
+DEBRIEF_REVEAL_AFTER_MS = 30
 
 PATTERN_LABELS = {
     "epidural": "Epidural spread", "intrathecal": "Intrathecal (myelogram)", "subdural": "Subdural",
@@ -118,6 +122,8 @@ class MainWindow(QMainWindow):
         self._busy = False
         self._needle_redraw_pending = False
         self._needle_frame_at = 0.0  # perf_counter of the last 3D needle frame
+        self._scene_frame_due = False  # the 3D scene changed and its frame is not drawn yet
+        self._after_frame: list = []  # jobs to start once that frame is drawn (_after_3d_frame)
         self._live_timer = QTimer(self)
         self._live_timer.timeout.connect(self._show_live_frame)
         self._palpate_mode = sim.guidance == "landmark"
@@ -137,6 +143,7 @@ class MainWindow(QMainWindow):
         # and a needle key press should redraw within the 100 ms a trainee feels as instant
         self.plotter = QtInteractor(splitter, auto_update=False, multi_samples=0)
         self.plotter.setObjectName("view3d")
+        self.plotter.ren_win.AddObserver("EndEvent", self._on_3d_frame)
         splitter.addWidget(self.plotter)
         right = QWidget()
         right_layout = QVBoxLayout(right)
@@ -652,8 +659,29 @@ class MainWindow(QMainWindow):
         if wait:
             job.setAutoDelete(False)
             job.run()
-        else:
-            QThreadPool.globalInstance().start(job)
+            return
+        if self._needle_redraw_pending:
+            self._redraw_needle()  # the needle's last step is drawn before the image, not beside it
+        self._after_3d_frame(lambda: QThreadPool.globalInstance().start(job))
+
+    def _after_3d_frame(self, start) -> None:
+        """Call ``start`` (which starts a job in the thread pool) once the 3D frame asked for is
+        drawn, or at once when none is due.
+
+        On two cores a frame drawn beside a computing job took 50-80 ms, not 30-45, and with the
+        key's own work held the window over 100 ms. A frame that never comes (a minimised window)
+        holds the job back at most :data:`FRAME_WAIT_S`.
+        """
+        if not self._scene_frame_due:
+            start()
+            return
+        self._after_frame.append(start)
+        QTimer.singleShot(int(1000 * FRAME_WAIT_S), self._run_after_frame)
+
+    def _run_after_frame(self) -> None:
+        waiting, self._after_frame = self._after_frame, []
+        for start in waiting:
+            start()
 
     def _on_image_done(self, events) -> None:
         self._busy = False
@@ -703,7 +731,7 @@ class MainWindow(QMainWindow):
         if kind in ("entry_set", "needle_advanced", "needle_withdrawn", "needle_redirected"):
             # the 3D needle is redrawn 20 ms later, in a paint of its own: the monitor and the
             # panels show the step first (8 ms, not ~25 ms behind the 3D frame), and the window is
-            # never held for both at once (in software OpenGL the 3D frame alone takes 50-90 ms)
+            # never held for both at once (in software OpenGL the 3D frame alone takes 30-45 ms)
             if not self._needle_redraw_pending:
                 self._needle_redraw_pending = True
                 # pedal down: at most one needle frame per NEEDLE_FRAME_LIVE_S, so keys pressed
@@ -763,13 +791,22 @@ class MainWindow(QMainWindow):
             # one frame when Qt next paints, for all the events of a command (a render per event
             # drew the 3D view two or three times a key press); the needle's own frame comes from
             # _redraw_needle, never in the same paint as the monitor's
+            self._scene_frame_due = True
             self.plotter.update()
 
     def _redraw_needle(self) -> None:
+        if not self._needle_redraw_pending:
+            return  # drawn early (an X-ray was asked for before the timer ran)
         self._needle_redraw_pending = False
         self._needle_frame_at = time.perf_counter()
         self.scene.update_needle()
+        self._scene_frame_due = True
         self.plotter.update()
+
+    def _on_3d_frame(self, *_) -> None:
+        self._scene_frame_due = False
+        if self._after_frame:
+            QTimer.singleShot(0, self._run_after_frame)  # not inside VTK's render
 
     def _pose_caption(self, pose) -> str:
         """The projection in patient terms and as the C-arm's console shows it."""
@@ -908,13 +945,7 @@ class MainWindow(QMainWindow):
     def show_debrief(self) -> None:
         """The debrief: outcome, score and feedback, with the spine revealed in 3D."""
         card = self.sim.scorecard
-        # the target zone is sampled tissue by tissue (about half a second): off the GUI thread,
-        # drawn when it is ready, so the debrief opens at once
-        self.scene.reveal(self.sim.scenario.target_level, zone_later=True)
-        start_zone_job(self.sim, self._on_target_zone,
-                       lambda message: self._log(f"Target zone not shown: {message}"))
-        self.scene.close_up_camera()
-        self.plotter.update()  # one frame, when Qt paints (an explicit render drew the revealed scene twice)
+        focus_mm = debrief_focus_points(self.sim)
         dlg = QDialog(self)
         dlg.setObjectName("debrief")
         dlg.setWindowTitle("Debrief")
@@ -933,6 +964,10 @@ class MainWindow(QMainWindow):
             strip.image_chosen.connect(self.show_taken_image)
             layout.addWidget(QLabel("The images you took (click one to see it on the monitor):"))
             layout.addWidget(strip)
+        whole = QCheckBox("Show the whole spine (not only the levels round the target and the needle)")
+        whole.setObjectName("debrief_whole_spine")
+        whole.toggled.connect(lambda on: self._show_whole_spine(on, focus_mm))
+        layout.addWidget(whole)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         replay = buttons.addButton("Replay the attempt", QDialogButtonBox.ButtonRole.ActionRole)
         replay.setObjectName("replay")
@@ -943,6 +978,24 @@ class MainWindow(QMainWindow):
         dlg.setModal(False)
         dlg.show()
         self.debrief_dialog = dlg
+        # the 3D view is revealed once the dialog has been painted (a zero timer would run before
+        # that paint): the two together held the window over 100 ms in software OpenGL
+        QTimer.singleShot(DEBRIEF_REVEAL_AFTER_MS, lambda: self._reveal_for_debrief(focus_mm))
+
+    def _reveal_for_debrief(self, focus_mm) -> None:
+        self.scene.reveal(self.sim.scenario.target_level, zone_later=True)
+        self.scene.focus_on(focus_mm)
+        self.scene.close_up_camera()
+        self._scene_frame_due = True
+        self.plotter.update()  # one frame when Qt paints (an explicit render() draws twice in pyvistaqt)
+        # the target zone is sampled tissue by tissue (about half a second): off the GUI thread,
+        # drawn when it is ready; started after the revealed frame, not beside it
+        self._after_3d_frame(lambda: start_zone_job(self.sim, self._on_target_zone,
+                                                    lambda message: self._log(f"Target zone not shown: {message}")))
+
+    def _show_whole_spine(self, whole: bool, focus_mm) -> None:
+        self.scene.focus_on(None if whole else focus_mm)
+        self.plotter.update()
 
     def _on_target_zone(self, surface) -> None:
         self.scene.show_target_zone(surface)

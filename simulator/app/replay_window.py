@@ -25,7 +25,7 @@ from typing import Callable
 import numpy as np
 from PyQt6.QtCore import QPointF, QRectF, Qt, QTimer, pyqtSignal
 from PyQt6.QtGui import QColor, QFont, QKeySequence, QPainter, QPainterPath, QPen, QShortcut
-from PyQt6.QtWidgets import (QApplication, QComboBox, QHBoxLayout, QLabel, QListWidget, QListWidgetItem,
+from PyQt6.QtWidgets import (QApplication, QCheckBox, QComboBox, QHBoxLayout, QLabel, QListWidget, QListWidgetItem,
                              QMainWindow, QMessageBox, QProgressDialog, QPushButton, QSizePolicy, QSlider,
                              QSplitter, QStyle, QVBoxLayout, QWidget)
 from pyvistaqt import QtInteractor
@@ -37,7 +37,7 @@ from simulator.errors import CommandRefused, SpineSimError
 from simulator.imaging.carm import CArmPose
 from simulator.imaging.views import console_name, projection_name
 from simulator.records.attempt_file import AttemptRecord, read_record
-from simulator.scene.scene import PATH_COLOUR, SpineScene, path_tube
+from simulator.scene.scene import PATH_COLOUR, SpineScene, debrief_focus_points, path_tube
 from simulator.scoring.scorecard import SCORING_VERSION
 from simulator.simulation.simulation import Simulation
 
@@ -583,6 +583,9 @@ class ReplayWindow(QMainWindow):
         try:
             self.scene = SpineScene(self.plotter, self._scene_sim)
             self.scene.reveal(sc.target_level, zone_later=True)
+            # the levels round the target and the whole attempt's needle path (see focus_on)
+            self._focus_mm = debrief_focus_points(self.sim)
+            self.scene.focus_on(self._focus_mm)
             self._palpation_markers = self._add_palpation_markers()
         finally:
             self.plotter.suppress_rendering = False
@@ -594,6 +597,10 @@ class ReplayWindow(QMainWindow):
         if sc.target_level:
             start_zone_job(self._scene_sim, self._on_target_zone,
                            lambda message: self.statusBar().showMessage(f"Target zone not shown: {message}", 8000))
+
+    def _show_whole_spine(self, whole: bool) -> None:
+        self.scene.focus_on(None if whole else self._focus_mm)
+        self.plotter.render()
 
     def _on_target_zone(self, surface) -> None:
         """The target zone, computed off the GUI thread, joins the revealed anatomy."""
@@ -659,6 +666,11 @@ class ReplayWindow(QMainWindow):
         self.view_choice.addItems(["Close-up", "Operator's view"])
         self.view_choice.activated.connect(self._set_camera)
         row.addWidget(self.view_choice)
+        self.whole_spine = QCheckBox("Whole spine")
+        self.whole_spine.setObjectName("replay_whole_spine")
+        self.whole_spine.setToolTip("Show the whole spine, not only the levels round the target and the needle")
+        self.whole_spine.toggled.connect(self._show_whole_spine)
+        row.addWidget(self.whole_spine)
         self.time_label = QLabel()
         self.time_label.setObjectName("replay_time")
         self.time_label.setMinimumWidth(360)

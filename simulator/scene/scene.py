@@ -13,7 +13,7 @@ import numpy as np
 import pyvista as pv
 
 from simulator.anatomy.meshes import Mesh
-from simulator.imaging.carm import projection_for
+from simulator.imaging.carm import SOURCE_TO_DETECTOR_MM, projection_for
 from simulator.imaging.views import room_up
 
 #: Colours of the structure groups (colour-blind safe: danger structures differ in lightness and
@@ -44,6 +44,12 @@ NEEDLE_COLOUR = (60, 60, 70)
 PATH_COLOUR = (213, 94, 0)
 #: Bone's, the joints' and the ligaments' opacity at the debrief (the target zone shows through them).
 DEBRIEF_BONE_OPACITY = 0.5
+#: The skin's opacity with the spine shown through it: its near side only is drawn (see
+#: set_spine_visible), as dense as the near and far sides at 0.22 were over the background.
+SEE_THROUGH_SKIN_OPACITY = 0.32
+#: At the debrief, what lies within this of the target or the needle's path is shown (see
+#: :meth:`SpineScene.focus_on`): the target's level and its neighbours, and any level the needle met.
+REVEAL_MARGIN_MM = 20.0
 
 
 def _polydata(mesh: Mesh) -> pv.PolyData:
@@ -73,6 +79,24 @@ def target_zone_surface(sim, step_mm: float = 0.8) -> pv.PolyData:
     image = pv.ImageData(dimensions=inside.shape, spacing=(step_mm,) * 3, origin=tuple(a[0] for a in axes))
     image.point_data["v"] = inside.astype(np.float32).ravel(order="F")
     return image.contour([0.5], scalars="v")
+
+
+def faces_outward(surface: pv.PolyData) -> bool:
+    """Whether a body's surface has its triangles wound facing outwards (counter-clockwise seen
+    from outside, OpenGL's front), judged over all of them from the surface's centre."""
+    normals = surface.compute_normals(cell_normals=True, point_normals=False, auto_orient_normals=False,
+                                      consistent_normals=False, split_vertices=False)
+    centres = np.asarray(surface.cell_centers().points)
+    outward = np.einsum("ij,ij->i", np.asarray(normals.cell_data["Normals"]), centres - centres.mean(axis=0))
+    return bool(outward.sum() > 0.0)
+
+
+def debrief_focus_points(sim) -> np.ndarray:
+    """Where the debrief looks (for :meth:`SpineScene.focus_on`): the procedure's target point and
+    every place the needle's tip went, in patient millimetres, shape (n, 3)."""
+    target = np.asarray(sim.procedure.target_point(sim.anatomy, sim.scenario), float).reshape(1, 3)
+    path = np.asarray(sim.tip_path, float).reshape(-1, 3)
+    return np.vstack([target, path])
 
 
 #: Each anatomy's display polydata (freed with the anatomy).
@@ -150,12 +174,15 @@ class SpineScene:
         self.meshes = sim.anatomy.meshes()
         self._structure_actors: dict[str, object] = {}
         self._needle_actor = None
+        self._needle_mesh: pv.PolyData | None = None
         self._path_actor = None
         self._entry_actor = None
         self._carm_actors: list = []
         self._marker_actors: list = []
         self._target_actor = None
+        self._revealed: set[str] = set()  # the structures the debrief shows (see reveal)
         self.skin_polydata: pv.PolyData | None = None
+        self._skin_faces_outward = True
         self.hidden_layers: set[str] = set()
         self._build()
 
@@ -185,10 +212,40 @@ class SpineScene:
             self._skin_actor = pl.add_mesh(self.skin_polydata, color=SKIN_COLOUR, pickable=True, name="skin",
                                            specular=0.1, render=False)
             self._skin_actor.prop.interpolation = "phong"
+            self._skin_faces_outward = faces_outward(self.skin_polydata)
         self.update_needle()
         if self.sim.guidance == "fluoroscopy":
             self.update_carm()
         self.reset_camera()
+
+    def warm_up(self) -> None:
+        """Draw the spine through the skin once, into the back buffer (never shown), then put the
+        scene back as it was.
+
+        The first frame that shows the structures uploads their half a million triangles to OpenGL
+        and builds the see-through shaders: done when the spine is first shown (V) or revealed
+        (the debrief), it held the window over 100 ms in software OpenGL. Call it while the window
+        opens, after its first frame.
+        """
+        ren_win, renderer = self.plotter.ren_win, self.plotter.renderer
+        visible = {name: bool(actor.GetVisibility()) for name, actor in self._structure_actors.items()}
+        spine_shown = any(visible.values())
+        use_oit = renderer.GetUseOIT()
+        swap = ren_win.GetSwapBuffers()
+        ren_win.SetSwapBuffers(False)  # drawn, not shown (a shown frame would flash the spine)
+        try:
+            self.set_spine_visible(True)
+            for actor in self._structure_actors.values():
+                actor.SetVisibility(True)
+            ren_win.Render()  # the spine through the skin (V)
+            renderer.SetUseOIT(True)
+            ren_win.Render()  # and the debrief's blending
+        finally:
+            ren_win.SetSwapBuffers(swap)
+            self.set_spine_visible(spine_shown)
+            for name, actor in self._structure_actors.items():
+                actor.SetVisibility(visible[name])
+            renderer.SetUseOIT(use_oit)
 
     def _room(self) -> tuple[np.ndarray, np.ndarray]:
         """The room's up and the operator's side, in the patient's frame, for the scenario's
@@ -248,63 +305,88 @@ class SpineScene:
             group = self.meshes[name].group
             actor.SetVisibility(visible and group in ("bone", "disc", "neural", "ligament"))
         if hasattr(self, "_skin_actor"):
-            self._skin_actor.GetProperty().SetOpacity(0.22 if visible else 1.0)
+            self._skin_actor.GetProperty().SetOpacity(SEE_THROUGH_SKIN_OPACITY if visible else 1.0)
+            # one see-through layer over opaque bone needs no order-independent blending, nor the
+            # skin's far side: without them the frame took 52 ms, not 70, in software OpenGL
+            # (see-through bone at the debrief turns the blending back on: see reveal). Which side
+            # OpenGL calls the back follows the triangles' winding, which marching cubes may turn in.
+            prop = self._skin_actor.GetProperty()
+            prop.SetBackfaceCulling(visible and self._skin_faces_outward)
+            prop.SetFrontfaceCulling(visible and not self._skin_faces_outward)
+        self.plotter.renderer.SetUseOIT(not visible)
 
     def update_needle(self) -> None:
-        """Redraw the needle (shaft, hub) from the simulation's needle."""
+        """Redraw the needle (shaft, hub) from the simulation's needle.
+
+        The needle's polydata is refilled in place and the entry marker moved, not new actors added
+        at every step: adding and removing actors cost 6-15 ms of the GUI thread a key press."""
         pl = self.plotter
         needle = self.sim.needle
         if not needle.inserted:
             for attr in ("_needle_actor", "_entry_actor"):
                 actor = getattr(self, attr)
                 if actor is not None:
-                    pl.remove_actor(actor, render=False)
-                    setattr(self, attr, None)
+                    actor.SetVisibility(False)
             return
         pts = needle.shaft_polyline()
         tube = pv.lines_from_points(pts).tube(radius=max(needle.spec.radius_mm, 0.6), n_sides=12)
         hub = pv.Cylinder(center=needle.hub_mm - needle.direction * 10.0, direction=needle.direction,
                           radius=3.2, height=20.0)
-        combined = tube.merge(hub)
-        self._needle_actor = pl.add_mesh(combined, color=NEEDLE_COLOUR, specular=0.8, pickable=False, render=False,
-                                         name="needle", smooth_shading=True)
-        self._entry_actor = pl.add_mesh(pv.Sphere(radius=2.0, center=needle.entry_mm), color=(255, 120, 40),
-                                        pickable=False, render=False, name="entry")
+        combined = tube.merge(hub).compute_normals(auto_orient_normals=False, split_vertices=False)
+        if self._needle_actor is None:
+            self._needle_mesh = combined
+            self._needle_actor = pl.add_mesh(combined, color=NEEDLE_COLOUR, specular=0.8, pickable=False,
+                                             render=False, name="needle")
+            self._needle_actor.prop.interpolation = "phong"
+            self._entry_actor = pl.add_mesh(pv.Sphere(radius=2.0), color=(255, 120, 40), pickable=False,
+                                            render=False, name="entry")
+        else:
+            self._needle_mesh.copy_from(combined)
+        self._entry_actor.SetPosition(*(float(v) for v in needle.entry_mm))
+        self._needle_actor.SetVisibility(True)
+        self._entry_actor.SetVisibility(True)
 
     def update_carm(self) -> None:
-        """Draw the C-arm at the simulation's pose: tube under the table, detector over the back."""
-        for actor in self._carm_actors:
-            self.plotter.remove_actor(actor, render=False)
-        self._carm_actors = []
+        """Draw the C-arm at the simulation's pose: tube under the table, detector over the back.
+
+        The C-arm is built once in its own frame (the X-ray source at the origin, the beam along
+        +z) and placed by its actors' matrix, so a C-arm move costs the GUI thread no geometry."""
         if self.sim.guidance != "fluoroscopy":
             return
+        if not self._carm_actors:
+            self._build_carm()
         proj = projection_for(self.sim.carm_pose, 16)
-        d = proj.detector_normal
-        source = proj.source_mm
-        detector = source + d * 1020.0
-        up = -proj.row_step_mm / np.linalg.norm(proj.row_step_mm)
-        right = np.cross(-d, up)
-        # the C: a semicircle from the tube to the detector, on the side away from the operator
-        radius = 0.5 * 1020.0
-        centre = 0.5 * (source + detector)
-        side = right
+        d = np.asarray(proj.detector_normal, float)
+        up = -np.asarray(proj.row_step_mm, float) / np.linalg.norm(proj.row_step_mm)
+        right = np.cross(up, d)
+        world_from_carm = np.eye(4)
+        world_from_carm[:3, :3] = np.column_stack([right, up, d])
+        world_from_carm[:3, 3] = proj.source_mm
+        for actor in self._carm_actors:
+            actor.user_matrix = world_from_carm
+
+    def _build_carm(self) -> None:
+        """The C-arm's actors in its own frame (millimetres; source at the origin, beam along +z)."""
+        sid_mm = SOURCE_TO_DETECTOR_MM
+        # the C: a semicircle from the tube to the detector, on the side away from the operator (+x)
+        radius = 0.5 * sid_mm
         angles = np.linspace(-np.pi / 2, np.pi / 2, 40)
-        arc = centre + np.outer(np.sin(angles), d * radius) + np.outer(np.cos(angles), side * (radius * 0.95))
+        arc = np.column_stack([0.95 * radius * np.cos(angles), np.zeros_like(angles),
+                               radius + radius * np.sin(angles)])
+        z = (0.0, 0.0, 1.0)
         add = self.plotter.add_mesh
-        self._carm_actors.append(add(pv.Spline(arc, 80).tube(radius=28.0), color=(205, 210, 218),
-                                     pickable=False, render=False, name="carm_arc", specular=0.4))
-        self._carm_actors.append(add(pv.Cylinder(center=detector - d * 40.0, direction=d, radius=160.0,
-                                                 height=80.0), color=(225, 228, 235), pickable=False, render=False,
-                                     name="carm_detector"))
-        self._carm_actors.append(add(pv.Cylinder(center=source + d * 60.0, direction=d, radius=90.0,
-                                                 height=180.0), color=(190, 196, 206), pickable=False, render=False,
-                                     name="carm_source"))
-        beam = pv.Line(source, detector)
-        self._carm_actors.append(add(beam, color=(255, 240, 120), line_width=1, opacity=0.35, pickable=False,
-                                     render=False, name="carm_beam"))
-        if "carm" in self.hidden_layers:
-            for actor in self._carm_actors:
-                actor.SetVisibility(False)
+        self._carm_actors = [
+            add(pv.Spline(arc, 80).tube(radius=28.0), color=(205, 210, 218), pickable=False, render=False,
+                name="carm_arc", specular=0.4),
+            add(pv.Cylinder(center=(0.0, 0.0, sid_mm - 40.0), direction=z, radius=160.0, height=80.0),
+                color=(225, 228, 235), pickable=False, render=False, name="carm_detector"),
+            add(pv.Cylinder(center=(0.0, 0.0, 60.0), direction=z, radius=90.0, height=180.0),
+                color=(190, 196, 206), pickable=False, render=False, name="carm_source"),
+            add(pv.Line((0.0, 0.0, 0.0), (0.0, 0.0, sid_mm)), color=(255, 240, 120), line_width=1, opacity=0.35,
+                pickable=False, render=False, name="carm_beam"),
+        ]
+        for actor in self._carm_actors:
+            actor.SetVisibility("carm" not in self.hidden_layers)
 
     def add_palpation_marker(self, point_mm, finding: str, depth_mm: float | None = None) -> None:
         """A marker on the skin where the trainee pressed, labelled with the felt depth of bone."""
@@ -343,6 +425,7 @@ class SpineScene:
         ``zone_later``: the caller computes :func:`target_zone_surface` off the GUI thread and
         passes it to :meth:`show_target_zone`)."""
         self.set_spine_visible(True)
+        self.plotter.renderer.SetUseOIT(True)  # see-through bone over see-through bone
         # the target zone often lies in bone's shadow (a joint between two processes, a medial
         # branch on the transverse process): bone goes translucent so the zone shows through
         for name, actor in self._structure_actors.items():
@@ -353,6 +436,7 @@ class SpineScene:
                 actor.SetVisibility(True)
                 if group == "organ":
                     actor.GetProperty().SetOpacity(0.35)
+        self._revealed = {name for name, actor in self._structure_actors.items() if actor.GetVisibility()}
         self.plotter.add_text(DEBRIEF_LEGEND, position="lower_left", font_size=9, color=(235, 235, 235),
                               name="debrief_legend", render=False)
         tube = path_tube(self.sim.tip_path)
@@ -361,6 +445,29 @@ class SpineScene:
                                                      render=False, name="needle_path")
         if target_interspace and not zone_later:
             self.show_target_zone()
+
+    def focus_on(self, points_mm=None, margin_mm: float = REVEAL_MARGIN_MM) -> list[str]:
+        """Keep only the revealed structures within ``margin_mm`` of any of ``points_mm`` (the
+        target and the needle's path: the levels the debrief is about); ``None`` shows them all
+        again. Returns the names of the structures shown.
+
+        Every structure translucent took 100-110 ms a frame in software OpenGL, a lag felt at
+        each turn of the debrief's view; the levels round the target and the needle take about half.
+        """
+        revealed = self._revealed
+        if points_mm is None:
+            shown = sorted(revealed)
+        else:
+            points = np.asarray(points_mm, float).reshape(-1, 3)
+            shown = []
+            for name in sorted(revealed):
+                box = np.asarray(self._structure_actors[name].GetBounds(), float).reshape(3, 2)
+                outside_mm = np.maximum(np.maximum(box[:, 0] - points, 0.0), points - box[:, 1])
+                if points.size and float(np.linalg.norm(outside_mm, axis=1).min()) <= margin_mm:
+                    shown.append(name)
+        for name in revealed:
+            self._structure_actors[name].SetVisibility(name in shown)
+        return shown
 
     def show_target_zone(self, surface: "pv.PolyData | None" = None) -> None:
         """The procedure's target zone round its target point as a translucent cloud
