@@ -159,7 +159,15 @@ def test_the_instructor_builds_a_course_and_the_trainee_sees_it(qtbot, tmp_path)
     _click(qtbot, free.free_button)
     assert (free.chosen, free.free_practice) == (None, True)
 
-    builder.confirm = lambda question: "Spring block" in question
+    # renamed by its button: the list, the store and the trainee's My courses follow
+    builder.ask_name = lambda old: "Block 1 (spring)" if old == "Spring block" else None
+    _click(qtbot, builder.rename_button)
+    assert store.course(lee, course.id).name == "Block 1 (spring)"
+    assert builder.course_list.currentItem().text() == "Block 1 (spring)" and "now" in builder.message.text()
+    mine.reload()
+    assert "Block 1 (spring)" in mine.tree.topLevelItem(0).text(0)
+
+    builder.confirm = lambda question: "Block 1 (spring)" in question
     _click(qtbot, builder.delete_button)
     assert store.courses(lee) == [] and builder.course_list.count() == 0 and not builder.tabs.isEnabled()
     store.close()

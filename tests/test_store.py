@@ -392,6 +392,18 @@ def test_the_instructor_password(backend, store):
     assert store.course(alice, cid).scenario_ids == (SCENARIO, "caudal_fluoroscopy")
     store.set_course_scenarios(lee, "Block", ["caudal_fluoroscopy", SCENARIO])
     assert [c.scenario_ids for c in store.courses(alice)] == [("caudal_fluoroscopy", SCENARIO)]
+    # renamed, a course keeps its scenarios, members and attempts; names stay unique
+    aid = store.start_attempt(alice, _header(), course=cid)
+    store.create_course(lee, "Other block", [SCENARIO])
+    with pytest.raises(SpineSimError, match="Other block: already exists"):
+        store.rename_course(lee, cid, "  Other   block ")
+    with pytest.raises(SpineSimError, match="instructor password"):
+        store.rename_course(alice, cid, "Mine now")
+    store.rename_course(lee, "Block", "  Spring   block ")
+    assert store.course(alice, cid).name == "Spring block"
+    assert store.course(alice, cid).scenario_ids == ("caudal_fluoroscopy", SCENARIO)
+    assert store.attempt(alice, aid).course == "Spring block"
+    assert [a.id for a in store.attempts(lee, course="Spring block")] == [aid]
 
 
 # ------------------------------------------------------------------- scorecards, results

@@ -326,6 +326,8 @@ class CourseBuilder(QDialog):
         self.refused = False
         #: Asked before a course is deleted (tests replace it).
         self.confirm = lambda text: QMessageBox.question(self, "Courses", text) == QMessageBox.StandardButton.Yes
+        #: Asks for a course's new name, offering the old one; None when cancelled (tests replace it).
+        self.ask_name = self._ask_name
 
         # -- left: the courses
         self.course_list = QListWidget()
@@ -338,6 +340,9 @@ class CourseBuilder(QDialog):
         self.create_button = QPushButton("Create")
         self.create_button.setObjectName("create_course")
         self.create_button.clicked.connect(self.create_course)
+        self.rename_button = QPushButton("Rename...")
+        self.rename_button.setObjectName("rename_course")
+        self.rename_button.clicked.connect(self.rename_course)
         self.delete_button = QPushButton("Delete course")
         self.delete_button.setObjectName("delete_course")
         self.delete_button.clicked.connect(self.delete_course)
@@ -354,6 +359,7 @@ class CourseBuilder(QDialog):
         left.addLayout(new_row)
         course_buttons = QHBoxLayout()
         course_buttons.addWidget(self.class_view_button)
+        course_buttons.addWidget(self.rename_button)
         course_buttons.addWidget(self.delete_button)
         left.addLayout(course_buttons)
         left_box = QWidget()
@@ -530,8 +536,8 @@ class CourseBuilder(QDialog):
     def _refuse(self, err: SpineSimError) -> None:
         self.refused = True
         self.message.error(_one_line(err))
-        for w in (self.course_list, self.new_name, self.create_button, self.delete_button, self.class_view_button,
-                  self.tabs):
+        for w in (self.course_list, self.new_name, self.create_button, self.rename_button, self.delete_button,
+                  self.class_view_button, self.tabs):
             w.setEnabled(False)
         self.course_title.setText("Instructors only")
 
@@ -574,7 +580,7 @@ class CourseBuilder(QDialog):
     def _show_course(self) -> None:
         course = self.current_course()
         has = course is not None
-        for w in (self.tabs, self.delete_button, self.class_view_button):
+        for w in (self.tabs, self.rename_button, self.delete_button, self.class_view_button):
             w.setEnabled(has)
         self.course_title.setText(course.name if has else "Create a course on the left")
         row = self.course_scenarios.currentRow()
@@ -612,6 +618,26 @@ class CourseBuilder(QDialog):
         self.new_name.clear()
         self.reload(select=course_id)
         self.message.note(f"Course {name!r} created: add its scenarios and members on the right.")
+
+    def _ask_name(self, old: str) -> str | None:
+        name, ok = QInputDialog.getText(self, "Rename the course", "New name:", text=old)
+        return name if ok else None
+
+    def rename_course(self) -> None:
+        """Give the chosen course a new name (its scenarios, members and attempts stay with it)."""
+        course = self.current_course()
+        if course is None:
+            return
+        name = self.ask_name(course.name)
+        if name is None or " ".join(name.split()) == course.name:
+            return
+        try:
+            self.store.rename_course(self.actor, course.id, name)
+        except SpineSimError as err:
+            self._fail(err)
+            return
+        self.reload(select=course.id)
+        self.message.note(f"Course {course.name!r} is now {self.current_course().name!r}.")
 
     def delete_course(self) -> None:
         """Delete the chosen course, after asking (its attempts are kept, without the course)."""

@@ -880,6 +880,23 @@ class Store:
 
         return self._write(create, f"course {name}")
 
+    def rename_course(self, actor: Actor, course: int | str, name: str) -> None:
+        """Give a course a new name (needs an unlocked instructor); its scenarios, members and
+        attempts stay with it."""
+        new = " ".join(str(name).split())
+        self._require_instructor(actor, f"renaming course {course}")
+        if not new or len(new) > 200:
+            raise SpineSimError(f"course {course}: name: must be 1-200 characters")
+
+        def rename(conn):
+            cid = self._course_row(conn, course).id
+            other = conn.execute(select(_COURSES.c.id).where(_COURSES.c.name == new)).scalar()
+            if other is not None and other != cid:
+                raise SpineSimError(f"course {new}: already exists")
+            conn.execute(update(_COURSES).where(_COURSES.c.id == cid).values(name=new))
+
+        self._write(rename, f"course {course}")
+
     def set_course_scenarios(self, actor: Actor, course: int | str, scenario_ids: Iterable[str]) -> None:
         """Replace a course's ordered scenario list (needs an unlocked instructor)."""
         self._require_instructor(actor, f"editing course {course}")
@@ -1180,10 +1197,11 @@ class Store:
                                 "the instructor password")
         return row
 
-    def _info(self, conn, row) -> AttemptInfo:
+    def _info(self, conn, row, course_names: dict[int, str] | None = None) -> AttemptInfo:
         course = None
         if row.course_id is not None:
-            course = conn.execute(select(_COURSES.c.name).where(_COURSES.c.id == row.course_id)).scalar()
+            course = (course_names.get(row.course_id) if course_names is not None else
+                      conn.execute(select(_COURSES.c.name).where(_COURSES.c.id == row.course_id)).scalar())
         return AttemptInfo(row.id, row.owner, row.scenario_id, course, row.status, row.started_at, row.finished_at,
                            row.n_commands, row.n_events, row.origin)
 
@@ -1211,7 +1229,10 @@ class Store:
                 q = q.where(_ATTEMPTS.c.status == status)
             if course is not None:
                 q = q.where(_ATTEMPTS.c.course_id == self._course_row(conn, course).id)
-            return [self._info(conn, r) for r in conn.execute(q).all()]
+            # the course names read once, not once an attempt (the class view reads every member's
+            # attempts every two seconds)
+            names = dict(conn.execute(select(_COURSES.c.id, _COURSES.c.name)).all())
+            return [self._info(conn, r, names) for r in conn.execute(q).all()]
 
         return self._read(read, "attempts")
 
