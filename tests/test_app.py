@@ -785,6 +785,11 @@ def test_the_instructor_and_trainee_flows_from_the_menus(qtbot, gui_anatomy, tmp
     store.add_course_members(window.instructor, course.id, [account])
     assert store.course(window.instructor, course.id).scenario_ids == (FLUORO,)
 
+    # the CT import dialog, also without a second password
+    _menu_action(window, "Instructor", "Import a patient CT...").trigger()
+    ct_import = next(d for d in window.dialogs if d.objectName() == "ct_import")
+    assert ct_import.isVisible() and ct_import.import_button.isEnabled()
+
     # results: the attempt made in this window
     _menu_action(window, "Instructor", "Results, report and exports...").trigger()
     results = next(d for d in window.dialogs if d.objectName() == "results")
@@ -792,7 +797,7 @@ def test_the_instructor_and_trainee_flows_from_the_menus(qtbot, gui_anatomy, tmp
 
     # leaving instructor mode closes the instructor's dialogs; the password is asked again
     _menu_action(window, "Instructor", "Leave instructor mode").trigger()
-    assert window.instructor is None and not builder.isVisible()
+    assert window.instructor is None and not builder.isVisible() and not ct_import.isVisible()
 
     # the trainee: My progress lists the attempt; My courses starts the course's case
     progress = window.my_progress()

@@ -59,6 +59,8 @@ mask's highest voxels; ``dural_sac.end`` and ``conus.tip`` the ends of the sac a
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -813,8 +815,12 @@ def _ellipse_sdf(du: np.ndarray, dv: np.ndarray, rx: np.ndarray, ry: np.ndarray)
 
 
 # ------------------------------------------------------------------------------- the whole
-def derive(hu: np.ndarray, ts: np.ndarray, grid: Grid) -> Derived:
-    """Labels, structures, landmarks and the skin distance from a resampled CT and its masks."""
+def derive(hu: np.ndarray, ts: np.ndarray, grid: Grid,
+           step: Callable[[float, str], None] | None = None) -> Derived:
+    """Labels, structures, landmarks and the skin distance from a resampled CT and its masks
+    (``step(fraction, what)`` is told as each part begins; it may raise to stop)."""
+    step = step or (lambda _fraction, _what: None)
+    step(0.0, "the body and the skin")
     v = grid.voxel
     classes = ts_classes()
     ids = ts_ids()
@@ -840,6 +846,7 @@ def derive(hu: np.ndarray, ts: np.ndarray, grid: Grid) -> Derived:
     labels[body & (depth_in <= SKIN_MM + 1e-6)] = tid("skin")
     del depth_in
 
+    step(0.6, "the masked organs")
     # masked organs (bone is painted last)
     present = [int(i) for i in np.unique(ts) if i != 0]
     bone_ids = []
@@ -863,6 +870,7 @@ def derive(hu: np.ndarray, ts: np.ndarray, grid: Grid) -> Derived:
             inner = ndimage.binary_erosion(m)
             labels[sl][m & ~inner] = tid("pleura")
 
+    step(0.62, "the vertebrae's shapes")
     # the spine
     vert_ids = {}
     for cid in present:
@@ -935,6 +943,7 @@ def derive(hu: np.ndarray, ts: np.ndarray, grid: Grid) -> Derived:
                                                                 else (1.0, 0.0, 0.0)),
                                   s1[0], s1[0] - up * 30.0, None, 20.0, 0.0, np.zeros((0, 3)))
 
+    step(0.8, "the spinal canal, sac and cord")
     has_cord = "spinal_cord" in [classes.get(c) for c in present]
     flavum = np.zeros(hu.shape, bool)
     if cl is not None:
@@ -956,6 +965,7 @@ def derive(hu: np.ndarray, ts: np.ndarray, grid: Grid) -> Derived:
             i = params.conus_index
             landmarks["conus.tip"] = cl.points[i] + params.sac[i, 0] * cl.axes[i][:, 0] + params.sac[i, 1] * cl.axes[i][:, 1]
 
+    step(0.85, "the discs and nerve roots")
     # discs between adjacent bodies
     chain = [g for g in vertebrae if g.name in ALL_LEVELS] + ([s1_geo] if s1_geo is not None else [])
     bone_all = np.isin(ts, bone_ids) if bone_ids else np.zeros(ts.shape, bool)
@@ -975,6 +985,7 @@ def derive(hu: np.ndarray, ts: np.ndarray, grid: Grid) -> Derived:
             _paint_roots(up, lw, params, cl, grid, labels, structures, names, bone_all, interspaces.index(name),
                          landmarks)
 
+    step(0.9, "the bones' cortex")
     # bone last: each bone's outer layer cortical, the rest cancellous
     if bone_ids:
         bone_labels = np.where(bone_all, ts, 0).astype(np.uint8)
@@ -991,6 +1002,7 @@ def derive(hu: np.ndarray, ts: np.ndarray, grid: Grid) -> Derived:
         labels[bone_all] = tid("cortical_bone")
         labels[core] = tid("cancellous_bone")
 
+    step(0.97, "the landmarks")
     # landmarks that read the final labels
     if cl is not None:
         for pair in sorted(set(p for p in params.flavum_pair if p)):

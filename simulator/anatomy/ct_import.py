@@ -22,6 +22,7 @@ import re
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -238,7 +239,8 @@ def _resample(data: np.ndarray, affine: np.ndarray, grid: Grid, order: int, cval
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
-def _check_name(name: str) -> str:
+def check_name(name: str) -> str:
+    """``name`` if it can name an imported anatomy, else a one-line :class:`SpineSimError`."""
     if not _NAME.fullmatch(name or "") or ".." in name:
         raise SpineSimError(f"--name: '{name}' is not a valid anatomy name (letters, digits, '_', '-' and '.', "
                             f"up to 64, starting with a letter or digit)")
@@ -251,17 +253,45 @@ def anatomies_dir() -> Path:
     return path
 
 
-def import_ct(ct_path, labels_path, name: str, voxel_mm: float = DEFAULT_IMPORT_VOXEL_MM) -> Path:
+class ImportCancelled(Exception):
+    """The import was cancelled (nothing was stored)."""
+
+
+def import_ct(ct_path, labels_path, name: str, voxel_mm: float = DEFAULT_IMPORT_VOXEL_MM,
+              progress: Callable[[float, str], None] | None = None,
+              cancelled: Callable[[], bool] | None = None) -> Path:
     """Import a CT and its TotalSegmentator segmentation as anatomy ``name``; returns its folder.
+
+    Parameters
+    ----------
+    ct_path, labels_path : path
+        The CT (NIfTI, or a folder of one DICOM series) and its segmentation.
+    name : str
+        The anatomy's name (scenarios use it: ``[anatomy] ct = "NAME"``).
+    voxel_mm : float
+        The imported grid's voxel, 0.3-4 mm.
+    progress : callable(fraction, step), optional
+        Told as each step begins (reading, resampling, deriving the tissues, writing).
+    cancelled : callable() -> bool, optional
+        Asked between steps; True stops the import with :class:`ImportCancelled`, before anything
+        is written.
 
     Raises :class:`SpineSimError` (one line naming the file) for an unreadable file, a segmentation
     whose grid differs from the CT's, or one with no vertebrae.
     """
-    _check_name(name)
+    def step(fraction: float, text: str) -> None:
+        if cancelled is not None and cancelled():
+            raise ImportCancelled(f"importing {name} was cancelled")
+        if progress is not None:
+            progress(fraction, text)
+
+    check_name(name)
     if not (0.3 <= float(voxel_mm) <= 4.0):
         raise SpineSimError(f"--voxel-mm: {voxel_mm} is outside 0.3-4 mm")
     ct_path, labels_path = Path(ct_path), Path(labels_path)
+    step(0.0, "Reading the CT")
     hu, affine = read_ct(ct_path)
+    step(0.15, "Reading the segmentation")
     ts, seg_affine = read_segmentation(labels_path)
     if ts.shape != hu.shape or not grids_match(seg_affine, affine):
         raise SpineSimError(f"{labels_path}: the segmentation's grid does not match the CT's (shape {ts.shape} vs "
@@ -275,10 +305,11 @@ def import_ct(ct_path, labels_path, name: str, voxel_mm: float = DEFAULT_IMPORT_
         raise SpineSimError(f"{ct_path}: the scan is too large at {voxel_mm} mm voxels ({grid.shape}); import it "
                             f"with a larger --voxel-mm")
     t0 = time.perf_counter()
+    step(0.25, "Resampling onto the import's grid")
     hu_r = _resample(hu, affine, grid, 1, -1024.0, np.float32)
     ts_r = _resample(ts, affine, grid, 0, 0, np.uint8)
     del hu, ts
-    derived = derive(hu_r, ts_r, grid)
+    derived = derive(hu_r, ts_r, grid, step=lambda f, what: step(0.4 + 0.5 * f, f"Deriving the tissues: {what}"))
     meta = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "name": name, "generator_version": IMPORT_VERSION,
         "frame": "the CT's own RAS frame (mm), as stored in its header",
@@ -291,6 +322,7 @@ def import_ct(ct_path, labels_path, name: str, voxel_mm: float = DEFAULT_IMPORT_
         "hu_to_mu": [list(r) for r in HU_TO_MU[:-1]] + [["inf", HU_TO_MU[-1][1], HU_TO_MU[-1][2]]],
         "import_seconds": round(time.perf_counter() - t0, 2),
     }
+    step(0.9, "Writing the anatomy")
     root = anatomies_dir()
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=root))
     try:
@@ -312,6 +344,8 @@ def import_ct(ct_path, labels_path, name: str, voxel_mm: float = DEFAULT_IMPORT_
     except OSError as err:
         shutil.rmtree(tmp, ignore_errors=True)
         raise SpineSimError(f"{root}: cannot write the imported anatomy ({err.strerror})") from None
+    if progress is not None:
+        progress(1.0, "Imported")
     return root / name
 
 

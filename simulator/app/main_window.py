@@ -471,7 +471,8 @@ class MainWindow(QMainWindow):
         who.triggered.connect(self.sign_in)
         file_menu.addAction(who)
         instructor = self.menuBar().addMenu("&Instructor")
-        for label, slot in (("Scenario editor...", self.edit_scenarios), ("Courses...", self.build_courses),
+        for label, slot in (("Scenario editor...", self.edit_scenarios),
+                            ("Import a patient CT...", self.import_ct), ("Courses...", self.build_courses),
                             ("Class view...", self.class_view),
                             ("Results, report and exports...", self.show_results)):
             action = QAction(label, self)
@@ -905,7 +906,7 @@ class MainWindow(QMainWindow):
     def leave_instructor_mode(self) -> None:
         self.instructor = None
         for dialog in self.dialogs:
-            if dialog.objectName() in ("course_builder", "class_view", "results", "scenario_editor"):
+            if dialog.objectName() in ("course_builder", "class_view", "results", "scenario_editor", "ct_import"):
                 dialog.close()
         self.statusBar().showMessage("Instructor mode left: the password is asked again next time.", 4000)
 
@@ -934,6 +935,14 @@ class MainWindow(QMainWindow):
         if self.instructor_actor() is None:
             return None
         return self._keep(open_scenario_editor(self))
+
+    def import_ct(self):
+        """A patient's CT and segmentation imported for scenarios to use (an instructor)."""
+        from simulator.app.ct_import_dialog import open_ct_import
+
+        if self.instructor_actor() is None:
+            return None
+        return self._keep(open_ct_import(self))
 
     def open_replay(self) -> None:
         """The whole attempt played back (3D, images and timeline in step, play/pause/seek)."""

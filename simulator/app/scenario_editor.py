@@ -689,6 +689,15 @@ class ScenarioEditor(QDialog):
         region.bottom.activated.connect(lambda _i: self._field_edited("anatomy.levels"))
         self._add(kit, "anatomy.voxel_mm", "Voxel, mm", self._line("1.0 (0.5-3)"), "float",
                   "Voxel of the anatomy volume (images only; the needle sees exact anatomy).")
+        from simulator.anatomy.ct_import import imported_names
+
+        self._add(kit, "anatomy.ct", "Patient CT", self._combo(
+            [(name, name) for name in imported_names()], blank="none: the generated patient (seed)"), "choice",
+            "A patient CT imported on this station (the patient fields then do not apply).")
+        self.import_ct_button = QPushButton("Import a patient CT...")
+        self.import_ct_button.setObjectName("editor_import_ct")
+        self.import_ct_button.clicked.connect(self.import_ct)
+        kit.addRow("", self.import_ct_button)
         # --- the patient
         patient = self._form()
         self._add(patient, "patient.seed", "Seed", self._line("0"), "int",
@@ -782,6 +791,29 @@ class ScenarioEditor(QDialog):
         self.preview_step.setWordWrap(True)
         layout.addWidget(self.preview_step)
         return panel
+
+    def import_ct(self):
+        """Import a patient CT (the dialog; the editor is already an instructor's); once it is
+        stored, the Patient CT list offers it and this scenario uses it."""
+        from simulator.app.ct_import_dialog import open_ct_import
+
+        self.ct_import_dialog = open_ct_import(self)
+        self.ct_import_dialog.imported.connect(self._ct_imported)
+        return self.ct_import_dialog
+
+    def _ct_imported(self, name: str) -> None:
+        from simulator.anatomy.ct_import import imported_names
+
+        combo = self.fields["anatomy.ct"]
+        combo.blockSignals(True)
+        while combo.count() > 1:  # the blank item stays first
+            combo.removeItem(1)
+        for known in imported_names():
+            combo.addItem(known, known)
+        combo.blockSignals(False)
+        if self._parses():
+            self._write_field("anatomy.ct", name)
+            self._fill(tomllib.loads(self.text()))
 
     # ------------------------------------------------------------------------------ the text
     def text(self) -> str:
