@@ -8,7 +8,6 @@ ACCOUNT`` and the instructor password from ``SPINESIM_INSTRUCTOR_PASSWORD`` or a
 
 from __future__ import annotations
 
-import csv
 import getpass
 import json
 import os
@@ -194,46 +193,15 @@ def cmd_replay(args) -> int:
     return 0
 
 
-def _flat(prefix: str, value, out: dict) -> None:
-    if isinstance(value, dict):
-        for k, v in value.items():
-            _flat(f"{prefix}.{k}" if prefix else k, v, out)
-    elif isinstance(value, list):
-        out[prefix] = " | ".join(str(v) for v in value)
-    else:
-        out[prefix] = value
-
-
-def _csv_rows(store, actor, ids) -> list[dict]:
-    """One flat row per attempt: who, what, when, and its newest scorecard's parts, placement and
-    metrics."""
-    infos = [store.attempt(actor, i) for i in ids] if ids else store.attempts(actor)
-    rows = []
-    for a in infos:
-        row = {"attempt_id": a.id, "owner": a.owner, "scenario_id": a.scenario_id, "course": a.course,
-               "status": a.status, "started_at": a.started_at.isoformat(),
-               "finished_at": a.finished_at.isoformat() if a.finished_at else ""}
-        card = store.scorecard(actor, a.id)
-        if card is not None:
-            _flat("", {k: v for k, v in card.items() if k != "feedback"}, row)
-        rows.append(row)
-    return rows
-
-
 @_handler("export")
 def cmd_export(args) -> int:
     store, actor = _open(args)
     out = Path(args.out)
     if args.format == "csv":
-        rows = _csv_rows(store, actor, args.attempts)
-        columns = list(dict.fromkeys(k for row in rows for k in row))
-        try:
-            with open(out, "w", newline="", encoding="utf-8") as f:
-                writer = csv.DictWriter(f, fieldnames=columns)
-                writer.writeheader()
-                writer.writerows(rows)
-        except OSError as err:
-            raise SpineSimError(f"{out}: cannot write ({err.strerror})") from None
+        from simulator.records.csv_export import attempt_csv_rows, write_attempts_csv
+
+        rows = attempt_csv_rows(store, actor, args.attempts)
+        write_attempts_csv(rows, out)
         print(f"wrote {len(rows)} attempts to {out}")
         return 0
     if len(args.attempts) != 1:

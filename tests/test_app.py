@@ -183,6 +183,49 @@ def test_standard_and_saved_views(make_window, qtbot):
     assert "[C-arm RAO 20" in window.monitor._caption
 
 
+def test_every_imaging_control_has_a_key(make_window, qtbot):
+    """The C-arm panel's controls by keyboard alone: the standard and saved views in turn, the
+    iris and shutters, the magnification, the pulse rate, subtraction and the monitor's window."""
+    window = make_window(FLUORO)
+    sim = window.sim
+    first_pose = window.views.itemData(1)
+    _press(qtbot, window, Qt.Key.Key_G)
+    assert (sim.carm_pose.oblique_deg, sim.carm_pose.tilt_deg) == pytest.approx(first_pose)
+    _press(qtbot, window, Qt.Key.Key_G)
+    assert (sim.carm_pose.oblique_deg, sim.carm_pose.tilt_deg) == pytest.approx(window.views.itemData(2))
+    _press(qtbot, window, Qt.Key.Key_G, Qt.KeyboardModifier.ShiftModifier)
+    assert (sim.carm_pose.oblique_deg, sim.carm_pose.tilt_deg) == pytest.approx(first_pose)
+    _press(qtbot, window, Qt.Key.Key_BracketRight)
+    n_views = window.views.count()
+    _press(qtbot, window, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)
+    assert window.views.count() == n_views + 1 and window.views.itemData(n_views)[0] == sim.carm_pose.oblique_deg
+    assert sim.needle is not None and not sim.needle.inserted  # S with Ctrl saved the view, did not withdraw
+    field = sim.carm_pose.field_of_view_mm
+    _press(qtbot, window, Qt.Key.Key_I)
+    _press(qtbot, window, Qt.Key.Key_O)
+    assert window.iris.value() == 275.0 and sim.shutter_mm == 280.0
+    _press(qtbot, window, Qt.Key.Key_I, Qt.KeyboardModifier.ShiftModifier)
+    assert window.iris.value() == 300.0
+    _press(qtbot, window, Qt.Key.Key_M)
+    assert sim.carm_pose.field_of_view_mm < field
+    rate = window.pulse_rate.currentData()
+    _press(qtbot, window, Qt.Key.Key_T)
+    assert window.pulse_rate.currentData() != rate
+    _press(qtbot, window, Qt.Key.Key_X)
+    assert window.subtraction.isChecked()
+    _press(qtbot, window, Qt.Key.Key_Period)
+    _press(qtbot, window, Qt.Key.Key_Minus)
+    assert (window.level_box.value(), window.width_box.value()) == (136, 240)
+    assert window.monitor.level == 136 and window.monitor.width_grey == 240
+    _press(qtbot, window, Qt.Key.Key_Z)
+    assert (window.level_box.value(), window.width_box.value()) == (128, 256)
+    # each of them is in the help
+    from simulator.app.main_window import SHORTCUTS
+
+    keys = " ".join(k for k, _ in SHORTCUTS)
+    assert all(k in keys for k in ("G / Shift+G", "Ctrl+S", "I / Shift+I", "O / Shift+O", "M", "T", "X"))
+
+
 def test_keyboard_drives_a_whole_fluoroscopy_attempt(make_window, qtbot):
     window = make_window(FLUORO)
     sim = window.sim

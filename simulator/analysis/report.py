@@ -670,7 +670,8 @@ def _guidance_key(mode: str) -> tuple[int, str]:
     return (GUIDANCE_ORDER.index(mode), "") if mode in GUIDANCE_ORDER else (len(GUIDANCE_ORDER), mode)
 
 
-def _pct(x: float) -> str:
+def format_percent(x: float) -> str:
+    """A proportion as a percent with one decimal (``-`` when unknown), as the reports print it."""
     return "-" if x is None or not math.isfinite(x) else f"{100.0 * x:.1f}%"
 
 
@@ -679,7 +680,8 @@ def _pp(x: float) -> str:
     return "-" if x is None or not math.isfinite(x) else f"{100.0 * x:.1f}"
 
 
-def _p(p: float) -> str:
+def format_p(p: float) -> str:
+    """A p-value as the reports print it: ``<0.001``, else three decimals (``-`` when unknown)."""
     if p is None or not math.isfinite(p):
         return "-"
     return "<0.001" if p < 0.001 else f"{p:.3f}"
@@ -933,7 +935,7 @@ class _Table:
 def _rate_cell(count: int, n: int, proportion: float, low: float, high: float) -> str:
     if n == 0:
         return "-"
-    return f"{count}/{n} {_pct(proportion)} ({_pp(low)} to {_pp(high)})"
+    return f"{count}/{n} {format_percent(proportion)} ({_pp(low)} to {_pp(high)})"
 
 
 def _diff_cell(d: float, low: float, high: float) -> str:
@@ -986,7 +988,7 @@ def _document(report: Report) -> list[tuple[str, Any]]:
                 line.append(_rate_cell(x.count, x.n, x.proportion, x.low, x.high))
             if has_cmp:
                 c = r.comparison(proc, measure).result
-                line += [_diff_cell(c.difference, c.low, c.high), _p(c.fisher_p_value)]
+                line += [_diff_cell(c.difference, c.low, c.high), format_p(c.fisher_p_value)]
             body.append(line)
         doc.append(("h3", _human(proc)))
         doc.append(("table", _Table(columns, body)))
@@ -1012,8 +1014,8 @@ def _document(report: Report) -> list[tuple[str, Any]]:
             for measure, name in MEASURES:
                 p = next(x for x in r.paired if (x.procedure, x.case, x.measure) == (proc, g.case, measure)).result
                 body.append([name, str(p.n_pairs), str(p.both_success), str(p.only_a_success),
-                             str(p.only_b_success), str(p.both_failure), _pct(p.proportion_a), _pct(p.proportion_b),
-                             _diff_cell(p.difference, p.low, p.high), _p(p.mcnemar_p_value)])
+                             str(p.only_b_success), str(p.both_failure), format_percent(p.proportion_a), format_percent(p.proportion_b),
+                             _diff_cell(p.difference, p.low, p.high), format_p(p.mcnemar_p_value)])
             doc.append(("h3", f"{_human(proc)}: {g.case_label}"))
             doc.append(("small", f"Trainees: {', '.join(g.trainees)}; landmark attempt first in {g.landmark_first} "
                                  f"of {len(g.trainees)} pairs."))

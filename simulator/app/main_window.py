@@ -61,9 +61,17 @@ SHORTCUTS = [
     ("F", "take an X-ray image (a single acquisition, kept in the attempt)"),
     ("Space (hold)", "the fluoroscopy pedal: live images while held, the last one held on release"),
     ("1 / 2 / 3", "C-arm presets: AP, lateral, contralateral oblique 50 degrees"),
+    ("G / Shift+G", "the next / previous of the procedure's standard views and your saved ones"),
+    ("Ctrl+S", "save the C-arm's view in that list"),
     ("[ and ]", "C-arm oblique -/+ 5 degrees"),
     ("PgUp / PgDn", "C-arm tilt towards the head / feet 2 degrees"),
     ("Ctrl+Shift + arrows", "move the table: the beam's centre 10 mm towards the head, feet, left or right"),
+    ("I / Shift+I", "close / open the iris 25 mm (a smaller field: less dose and scatter)"),
+    ("O / Shift+O", "close / open the shutters 20 mm"),
+    ("M", "the next magnification mode (the image intensifier's field)"),
+    ("T", "the next fluoroscopy pulse rate (15/s, 7.5/s, 30/s, continuous)"),
+    ("X", "digital subtraction on / off (the mask is taken as the pedal goes down)"),
+    (", and .  /  - and =", "the monitor's level darker / brighter  /  window narrower / wider; Z: reset"),
     ("V", "show / hide the spine inside the skin (where the scenario allows)"),
     ("Home", "the 3D view back to the operator's place beside the table"),
     ("Left mouse drag / wheel", "orbit / zoom the 3D view"),
@@ -305,14 +313,50 @@ class MainWindow(QMainWindow):
         self.magnification.setObjectName("magnification")
         for fov in FIELDS_OF_VIEW_MM:
             self.magnification.addItem("Full field (30 cm)" if fov == 300.0 else f"Magnified ({fov / 10:.0f} cm)", fov)
-        self.magnification.activated.connect(
-            lambda i: self.execute(cmd.Magnify(field_of_view_mm=self.magnification.itemData(i))))
+        self.magnification.activated.connect(self._magnify)
         self.dose_label = QLabel()
         self.dose_label.setWordWrap(True)  # its numbers grow; it wraps rather than widen the panels
         self.dose_label.setObjectName("dose")
         grid.addWidget(self.magnification, 4, 0)
         grid.addWidget(self.dose_label, 4, 1, 1, 3)
         return box
+
+    def _magnify(self, index: int) -> None:
+        self.execute(cmd.Magnify(field_of_view_mm=self.magnification.itemData(index)))
+
+    def step_view(self, step: int) -> None:
+        """The next (or previous) standard or saved view of the list, the C-arm moved there."""
+        n = self.views.count() - 1  # the first item is the list's title
+        if self.sim.guidance != "fluoroscopy" or n <= 0:
+            return
+        current = self.views.currentIndex()
+        index = (current - 1 + step) % n + 1 if current > 0 else (1 if step > 0 else n)
+        self.views.setCurrentIndex(index)
+        self._go_to_view(index)
+        self.statusBar().showMessage(f"View: {self.views.itemText(index)}", 3000)
+
+    def step_collimation(self, iris_mm: float = 0.0, shutter_mm: float = 0.0) -> None:
+        """Close (negative) or open the iris or the shutters by a step, as their spin boxes do."""
+        if self.sim.guidance != "fluoroscopy":
+            return
+        self.iris.setValue(self.iris.value() + iris_mm)
+        self.shutters.setValue(self.shutters.value() + shutter_mm)
+        self._collimate()
+
+    def step_choice(self, combo: QComboBox, then=None) -> None:
+        """The next item of an imaging choice (the magnification, the pulse rate), round again after
+        the last."""
+        if self.sim.guidance != "fluoroscopy":
+            return
+        combo.setCurrentIndex((combo.currentIndex() + 1) % combo.count())
+        if then is not None:
+            then(combo.currentIndex())
+        self.statusBar().showMessage(combo.currentText(), 3000)
+
+    def reset_window(self) -> None:
+        """The monitor's window and level back to the full grey scale."""
+        self.level_box.setValue(128)
+        self.width_box.setValue(256)
 
     def _collimate(self) -> None:
         shutter = self.shutters.value()
@@ -580,6 +624,17 @@ class MainWindow(QMainWindow):
             "Ctrl+Shift+Down": lambda: self.move_table(cranial_mm=-10.0),
             "Ctrl+Shift+Left": lambda: self.move_table(right_mm=-10.0),
             "Ctrl+Shift+Right": lambda: self.move_table(right_mm=10.0),
+            "G": lambda: self.step_view(1), "Shift+G": lambda: self.step_view(-1),
+            "Ctrl+S": self.save_view,
+            "I": lambda: self.step_collimation(iris_mm=-25.0), "Shift+I": lambda: self.step_collimation(iris_mm=25.0),
+            "O": lambda: self.step_collimation(shutter_mm=-20.0),
+            "Shift+O": lambda: self.step_collimation(shutter_mm=20.0),
+            "M": lambda: self.step_choice(self.magnification, self._magnify),
+            "T": lambda: self.step_choice(self.pulse_rate),
+            "X": lambda: self.subtraction.toggle(),
+            ",": lambda: self.level_box.stepBy(-8), ".": lambda: self.level_box.stepBy(8),
+            "-": lambda: self.width_box.stepBy(-16), "=": lambda: self.width_box.stepBy(16),
+            "Z": self.reset_window,
             "V": self.toggle_spine,
             "P": lambda: (self.entry_radio if self._palpate_mode else self.palpate_radio).setChecked(True),
             "Ctrl+Return": self.finish, "Ctrl+Enter": self.finish, "F10": self.finish,

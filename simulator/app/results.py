@@ -12,7 +12,6 @@ The exports are the command line's (``spinesim export --format csv|xapi``, ``spi
 from __future__ import annotations
 
 import base64
-import csv
 import re
 import tempfile
 import threading
@@ -533,17 +532,11 @@ class ResultsDialog(QDialog):
 
     def export_csv(self) -> Path | None:
         """Write the selection as CSV (``spinesim export --format csv``): one row per attempt."""
-        from simulator.cli_records import _csv_rows
+        from simulator.records.csv_export import attempt_csv_rows, write_attempts_csv
 
         def write(folder: Path, stamp: str):
-            rows = _csv_rows(self.store, self.actor, self.attempt_ids())
-            columns = list(dict.fromkeys(k for row in rows for k in row))
-            path = folder / f"spinesim-attempts-{stamp}.csv"
-            with open(path, "w", newline="", encoding="utf-8") as f:
-                writer = csv.DictWriter(f, fieldnames=columns)
-                writer.writeheader()
-                writer.writerows(rows)
-            return [path]
+            rows = attempt_csv_rows(self.store, self.actor, self.attempt_ids())
+            return [write_attempts_csv(rows, folder / f"spinesim-attempts-{stamp}.csv")]
 
         paths = self._export("CSV", write)
         return paths[0] if paths else None

@@ -29,7 +29,7 @@ from typing import Any
 
 from simulator.analysis import stats
 from simulator.analysis.logistic import LogisticFit, fit_logistic
-from simulator.analysis.report import COMPLICATIONS, _p, _pct, attempt_rows  # the same number formats
+from simulator.analysis.report import COMPLICATIONS, attempt_rows, format_p, format_percent
 from simulator.errors import SpineSimError
 from simulator.study.operators import skill
 from simulator.study.runner import StudyPlan
@@ -144,7 +144,7 @@ def _fit_dict(fit: LogisticFit) -> dict:
 
 # ------------------------------------------------------------------------------------------ writing
 def _rate(entry: dict) -> str:
-    return f"{_pct(entry['proportion'])} ({_pct(entry['low'])}-{_pct(entry['high'])})"
+    return f"{format_percent(entry['proportion'])} ({format_percent(entry['low'])}-{format_percent(entry['high'])})"
 
 
 def markdown(report: StudyReport) -> str:
@@ -172,7 +172,7 @@ def markdown(report: StudyReport) -> str:
         for d in report.differences:
             lines.append(f"| {_TITLES.get(d['procedure'], d['procedure'])} | {d['n_pairs']} | "
                          f"{100 * d['fluoroscopy_minus_landmark']:+.1f} points ({100 * d['low']:+.1f} to "
-                         f"{100 * d['high']:+.1f}) | {_p(d['mcnemar_p_value'])} |")
+                         f"{100 * d['high']:+.1f}) | {format_p(d['mcnemar_p_value'])} |")
     lines += ["", "## What drives failure (logistic model per guidance mode; odds ratios, 95% CI)", ""]
     for mode, model in report.models.items():
         if "error" in model:
@@ -185,7 +185,7 @@ def markdown(report: StudyReport) -> str:
             if c["name"] == "intercept":
                 continue
             lines.append(f"| {c['name']} | {_num(c['odds_ratio'])} ({_num(c['or_low'])}-{_num(c['or_high'])}) | "
-                         f"{_p(c['p_value'])} |")
+                         f"{format_p(c['p_value'])} |")
         lines.append("")
     lines += ["## The virtual operator's parameters (`assets/operators.toml`)", "",
               "| Parameter | Value |", "|---|---:|"]
