@@ -286,7 +286,8 @@ def _wait(app, condition, timeout_s: float = 120.0) -> None:
 def station_screenshots(anatomy=None) -> None:
     """Every other screen of the station, on a demonstration store (an instructor, two trainees, a
     course and their attempts): help overlay, scenario picker, My courses, My progress, scenario
-    editor with its preview, course builder, class view, results and the replay window."""
+    editor with its preview, a CT import under way, course builder, class view, results and the replay
+    window."""
     import os
     import tempfile
 
@@ -370,6 +371,20 @@ def station_screenshots(anatomy=None) -> None:
     editor.start_preview()
     _wait(app, lambda: shown)
     shot(editor, "app_scenario_editor.png", (1300, 760))
+    # a CT import under way: the demonstration patient written as a CT with its segmentation
+    from simulator.anatomy.export import export_anatomy
+    from simulator.app.ct_import_dialog import CtImportDialog
+
+    ct_folder = Path(tmp) / "ct-export"
+    export_anatomy(anatomy, ct_folder, "totalsegmentator")
+    ct_import = CtImportDialog()
+    ct_import.ct_path.setText(str(ct_folder / "ct.nii.gz"))
+    ct_import.labels_path.setText(str(ct_folder / "segmentations.nii.gz"))
+    ct_import.name.setText("demonstration")
+    ct_import.start()
+    _wait(app, lambda: ct_import.progress.value() >= 45 or not ct_import.running)
+    shot(ct_import, "app_ct_import.png", (680, 300))
+    ct_import.cancel()
     shot(CourseBuilder(store, lee), "app_course_builder.png", (1150, 640))
     view = ClassView(store, lee, course_id)
     view.refresh()
