@@ -101,8 +101,10 @@ def latency(repeats: int = 30) -> dict:
         n = len(sim.images)
         t0 = time.perf_counter()
         QTest.keyClick(window, Qt.Key.Key_F)
-        # the next X-ray key is pressed once this one is done (a press while busy is refused)
-        if wait_until(lambda n=n: len(sim.images) > n and window.monitor.painted_at_s > t0 and not window._busy):
+        # the next X-ray key is pressed once this one is done (a press while busy is refused); the
+        # paint timed is the one that showed the new image (the monitor may repaint the last one
+        # before it arrives)
+        if wait_until(lambda n=n: window.monitor.painted_caption.startswith(f"#{n + 1} ") and not window._busy):
             shot_s.append(window.monitor.painted_at_s - t0)
 
     # the pedal down, then needle key presses: each one to the live image on the monitor and to

@@ -41,6 +41,7 @@ class QtXRayMonitor(QLabel):
         self.width_grey = 256.0  # window width (contrast: narrower is harder)
         #: perf_counter() time the monitor last painted an image (the benchmark's "on screen")
         self.painted_at_s = 0.0
+        self.painted_caption = ""
 
     @property
     def image(self) -> np.ndarray | None:
@@ -87,6 +88,7 @@ class QtXRayMonitor(QLabel):
         super().paintEvent(event)
         if self._image is not None:
             self.painted_at_s = time.perf_counter()
+            self.painted_caption = self._caption  # which picture that paint showed (the bench asks)
 
 
 class ImageStrip(QListWidget):
