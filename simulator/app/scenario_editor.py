@@ -1271,8 +1271,10 @@ class ScenarioEditor(QDialog):
         pl.update()
         self.preview_scene = scene
         sc = result.sim.scenario
-        self.preview_title.setText(f"Preview: {sc.title} (patient seed {sc.patient.seed}; region "
-                                   f"{' to '.join(preview_levels(sc))})")
+        # the patient, not the case's title (the form shows it; the line must fit above the view)
+        patient = (f"the imported CT '{sc.anatomy.ct}'" if sc.anatomy.ct else
+                   f"patient seed {sc.patient.seed}, region {' to '.join(preview_levels(sc))}")
+        self.preview_title.setText(f"Preview: {patient}")
         self.preview_gui_seconds = time.perf_counter() - t0
         self.cancel_preview()
         self.preview_step.setText(f"Built in {result.seconds:.1f} s. Drag to turn, scroll to zoom.")
