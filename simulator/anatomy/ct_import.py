@@ -378,7 +378,8 @@ def load_imported(name: str) -> "ImportedAnatomy":
     if not _NAME.fullmatch(name or "") or not (folder / "meta.json").exists():
         known = imported_names()
         raise SpineSimError(f"anatomy '{name}': no imported CT of that name (imported: "
-                            f"{', '.join(known) if known else 'none'}; use spinesim import-ct)")
+                            f"{', '.join(known) if known else 'none'}; import it with Instructor > Import a "
+                            f"patient CT, or spinesim import-ct)")
     try:
         meta = json.loads((folder / "meta.json").read_text())
         if meta.get("format") != FORMAT or int(meta.get("format_version", 0)) > FORMAT_VERSION:
