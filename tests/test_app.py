@@ -616,6 +616,9 @@ def test_a_whole_fluoroscopy_attempt_by_mouse_and_keyboard(make_window, qtbot):
     assert structures["L4-L5.ligamentum_flavum"].GetVisibility()
     far = ("L1", "L2", "rib_12_left")
     assert not any(structures[name].GetVisibility() for name in far)
+    # the C-arm is out of the way (the View menu says so, and brings it back)
+    assert not any(a.GetVisibility() for a in window.scene._carm_actors)
+    assert not window.layer_actions["carm"].isChecked()
     debrief.findChild(QCheckBox, "debrief_whole_spine").setChecked(True)
     assert all(structures[name].GetVisibility() for name in far)
     debrief.findChild(QCheckBox, "debrief_whole_spine").setChecked(False)
@@ -677,8 +680,10 @@ def test_the_help_overlay_and_the_layers_of_the_3d_view(make_window, qtbot):
     before = window.plotter.screenshot(return_img=True)
     window.layer_actions["carm"].trigger()
     assert not any(a.GetVisibility() for a in window.scene._carm_actors)
-    after = window.plotter.screenshot(return_img=True)
-    assert np.abs(before.astype(int) - after.astype(int)).mean() > 1.0
+    # the frame comes at the view's next paint
+    qtbot.waitUntil(lambda: np.abs(before.astype(int)
+                                   - window.plotter.screenshot(return_img=True).astype(int)).mean() > 1.0,
+                    timeout=5_000)
     # the C-arm stays hidden when it moves
     _press(qtbot, window, Qt.Key.Key_2)
     assert not any(a.GetVisibility() for a in window.scene._carm_actors)

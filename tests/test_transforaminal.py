@@ -142,3 +142,33 @@ def test_a_transforaminal_scenario_needs_a_side(isolated_user_folders):
     loaded = load_scenario(NAME)
     with pytest.raises(SpineSimError, match="side"):
         parse_scenario(loaded.text.replace('side = "right"', 'side = "midline"'), loaded.source)
+
+
+def test_a_prepared_case_finishes_without_searching_the_tissue(isolated_user_folders):
+    """What the app does as a case opens (off the GUI thread): ``prepare`` finds every foramen's
+    anchor, so the trainee's finish reads the tissue at its own tip only (left to the finish, a
+    thoracic case's 22 foramina held the window 0.3 s), and scores the same."""
+    name = "thoracic_transforaminal_t7t8_right_fluoroscopy"
+    loaded = load_scenario(name)
+
+    def attempt(prepared: bool) -> tuple[list[int], object]:
+        sc = loaded.scenario
+        anatomy = build_anatomy(sc.patient.parameters(), voxel_mm=3.0, levels=sc.anatomy.levels)
+        sim = Simulation(loaded, anatomy=anatomy, image_size_px=32)
+        if prepared:
+            sim.procedure.prepare(anatomy, sc)
+        target = sim.procedure.target_point(anatomy, sc)
+        sim.apply(cmd.SetEntry(point_mm=tuple(float(v) for v in anatomy.skin_point_behind(target)),
+                               direction=(0.0, 1.0, 0.0)))
+        sim.apply(cmd.Advance(distance_mm=15.0))
+        sizes = []
+        read = anatomy.tissue_at
+        anatomy.tissue_at = lambda points: (sizes.append(int(np.prod(np.shape(points)[:-1]))), read(points))[1]
+        sim.apply(cmd.Finish())
+        return sizes, sim.scorecard
+
+    unprepared_sizes, unprepared = attempt(False)
+    assert sum(unprepared_sizes) > 100  # the searches the finish did itself
+    prepared_sizes, prepared = attempt(True)
+    assert sum(prepared_sizes) <= 2
+    assert prepared.placement == unprepared.placement and prepared.score == unprepared.score

@@ -26,13 +26,13 @@ def _median(values: list[float]) -> dict:
             "runs_ms": [round(1000.0 * v, 2) for v in values]}
 
 
-def _open_default_window():
+def _open_default_window(scenario: str | None = None):
     from PyQt6.QtWidgets import QApplication
 
     from simulator.app.main import _open_window
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
-    window = _open_window(None, None, store=None)
+    window = _open_window(scenario, None, store=None)
     if window is None:
         raise SystemExit("the window could not be opened")
     deadline = time.monotonic() + 30.0
@@ -53,19 +53,19 @@ def startup() -> dict:
     return {"startup_s": time.time() - _T0_WALL}
 
 
-def latency(repeats: int = 30) -> dict:
-    """Key press to picture, measured on the real window (medians over ``repeats`` presses)."""
+def latency(repeats: int = 30, scenario: str | None = None) -> dict:
+    """Key press to picture, measured on the real window (medians over ``repeats`` presses), on the
+    default scenario or ``scenario``."""
     import numpy as np
     from PyQt6.QtCore import Qt, QTimer
     from PyQt6.QtTest import QTest
 
     from simulator.protocol import commands as cmd
 
-    app, window = _open_default_window()
+    app, window = _open_default_window(scenario)
     sim = window.sim
     anatomy = sim.anatomy
-    level = sim.scenario.target_level
-    target = anatomy.landmark(f"{level}.interlaminar_center")
+    target = sim.procedure.target_point(anatomy, sim.scenario)
     entry = anatomy.skin_point_behind(target)
     window.execute(cmd.SetEntry(point_mm=tuple(float(v) for v in entry), direction=(0.0, 1.0, 0.0)))
     window.advance(5.0)
@@ -179,7 +179,8 @@ def latency(repeats: int = 30) -> dict:
 
 def main(argv: list[str]) -> int:
     mode = argv[0] if argv else "startup"
-    result = startup() if mode == "startup" else latency(int(argv[1]) if len(argv) > 1 else 30)
+    result = startup() if mode == "startup" else latency(int(argv[1]) if len(argv) > 1 else 30,
+                                                         argv[2] if len(argv) > 2 else None)
     print(json.dumps(result))
     sys.stdout.flush()
     os._exit(0)  # the window's VTK context needs no tidy exit; the figures are out

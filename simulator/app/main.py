@@ -258,6 +258,13 @@ def run_app(scenario_ref: str | None = None, record_path: str | None = None, res
         scenario_ref, record_path, course = window.next_scenario, None, window.next_course
 
 
+def _prepare_scoring(sim) -> None:
+    try:
+        sim.procedure.prepare(sim.anatomy, sim.scenario)
+    except Exception:  # noqa: BLE001 - only a head start: the finish meets any error itself, and says it
+        pass
+
+
 def _open_window(scenario_ref: str | None, record_path: str | None, store=None, course: int | None = None):
     """Load the scenario, build its patient off the GUI thread (with a progress dialog) and show
     the training window; ``None`` if the patient cannot be built."""
@@ -292,6 +299,8 @@ def _open_window(scenario_ref: str | None, record_path: str | None, store=None, 
     window.show()
     window.plotter.render()
     window.scene.warm_up()
-    # the attenuation volume the X-rays need (0.5-1 s), made while the trainee looks at the case
+    # the attenuation volume the X-rays need (0.5-1 s), and what scoring the finish will search the
+    # tissue for (up to 0.3 s), made while the trainee looks at the case
     QThreadPool.globalInstance().start(anatomy.mu_volume)
+    QThreadPool.globalInstance().start(lambda: _prepare_scoring(sim))
     return window

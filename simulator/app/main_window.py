@@ -568,11 +568,11 @@ class MainWindow(QMainWindow):
         if self.sim.guidance != "fluoroscopy":
             return
         self.scene.set_layer_visible(layer, visible)
-        self.plotter.render()
+        self.plotter.update()  # one frame when Qt paints (render() would draw two)
 
     def reset_view(self) -> None:
         self.scene.reset_camera()
-        self.plotter.render()
+        self.plotter.update()
 
     def show_taken_image(self, index: int) -> None:
         """Image ``index`` of this attempt on the monitor again (a review, not a new exposure)."""
@@ -1047,6 +1047,13 @@ class MainWindow(QMainWindow):
         QTimer.singleShot(DEBRIEF_REVEAL_AFTER_MS, lambda: self._reveal_for_debrief(focus_mm))
 
     def _reveal_for_debrief(self, focus_mm) -> None:
+        # the attempt is over: the C-arm would stand between the close-up and the spine (and cost
+        # its pixels in every frame); the View menu shows it again
+        if "carm" in self.layer_actions:
+            self.layer_actions["carm"].blockSignals(True)
+            self.layer_actions["carm"].setChecked(False)
+            self.layer_actions["carm"].blockSignals(False)
+            self.scene.set_layer_visible("carm", False)
         self.scene.reveal(self.sim.scenario.target_level, zone_later=True)
         self.scene.focus_on(focus_mm)
         self.scene.close_up_camera()

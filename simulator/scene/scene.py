@@ -44,6 +44,8 @@ NEEDLE_COLOUR = (60, 60, 70)
 PATH_COLOUR = (213, 94, 0)
 #: Bone's, the joints' and the ligaments' opacity at the debrief (the target zone shows through them).
 DEBRIEF_BONE_OPACITY = 0.5
+#: The organs' (pleura and lung, kidney, rectum, airway) at the debrief.
+DEBRIEF_ORGAN_OPACITY = 0.35
 #: The skin's opacity with the spine shown through it: its near side only is drawn (see
 #: set_spine_visible), as dense as the near and far sides at 0.22 were over the background.
 SEE_THROUGH_SKIN_OPACITY = 0.32
@@ -181,6 +183,7 @@ class SpineScene:
         self._marker_actors: list = []
         self._target_actor = None
         self._revealed: set[str] = set()  # the structures the debrief shows (see reveal)
+        self._outward: dict[str, bool] = {}  # whose triangles face outwards (faces_outward), by name
         self.skin_polydata: pv.PolyData | None = None
         self._skin_faces_outward = True
         self.hidden_layers: set[str] = set()
@@ -219,33 +222,58 @@ class SpineScene:
         self.reset_camera()
 
     def warm_up(self) -> None:
-        """Draw the spine through the skin once, into the back buffer (never shown), then put the
-        scene back as it was.
+        """Draw the spine through the skin, then as the debrief shows it, into the back buffer
+        (never shown), and put the scene back as it was.
 
         The first frame that shows the structures uploads their half a million triangles to OpenGL
-        and builds the see-through shaders: done when the spine is first shown (V) or revealed
-        (the debrief), it held the window over 100 ms in software OpenGL. Call it while the window
-        opens, after its first frame.
+        and builds their shaders (see-through ones too): done when the spine is first shown (V) or
+        revealed (the debrief), it held the window 100-250 ms in software OpenGL. Call it while the
+        window opens, after its first frame.
         """
         ren_win, renderer = self.plotter.ren_win, self.plotter.renderer
-        visible = {name: bool(actor.GetVisibility()) for name, actor in self._structure_actors.items()}
+        actors = self._structure_actors
+        visible = {name: bool(actor.GetVisibility()) for name, actor in actors.items()}
+        opacity = {name: actor.GetProperty().GetOpacity() for name, actor in actors.items()}
         spine_shown = any(visible.values())
         use_oit = renderer.GetUseOIT()
         swap = ren_win.GetSwapBuffers()
         ren_win.SetSwapBuffers(False)  # drawn, not shown (a shown frame would flash the spine)
         try:
             self.set_spine_visible(True)
-            for actor in self._structure_actors.values():
+            for actor in actors.values():
                 actor.SetVisibility(True)
             ren_win.Render()  # the spine through the skin (V)
+            self._debrief_opacities()
             renderer.SetUseOIT(True)
-            ren_win.Render()  # and the debrief's blending
+            ren_win.Render()  # and see-through, as the debrief blends it
         finally:
             ren_win.SetSwapBuffers(swap)
             self.set_spine_visible(spine_shown)
-            for name, actor in self._structure_actors.items():
+            for name, actor in actors.items():
                 actor.SetVisibility(visible[name])
+                actor.GetProperty().SetOpacity(opacity[name])
             renderer.SetUseOIT(use_oit)
+
+    def plotter_polydata(self, name: str) -> pv.PolyData:
+        """The surface a structure is drawn with (decimated when large)."""
+        return self._structure_actors[name].GetMapper().GetInput()
+
+    def _debrief_opacities(self) -> None:
+        # the target zone often lies in bone's shadow (a joint between two processes, a medial
+        # branch on the transverse process): bone goes translucent so the zone shows through
+        for name, actor in self._structure_actors.items():
+            group = self.meshes[name].group
+            if group in ("bone", "joint", "ligament"):
+                actor.GetProperty().SetOpacity(DEBRIEF_BONE_OPACITY)
+            elif group == "organ":
+                # a see-through organ (a lung fills the view) drawn on its near side only: a tenth
+                # less of a thoracic debrief's frame, and one veil, not two
+                prop = actor.GetProperty()
+                prop.SetOpacity(DEBRIEF_ORGAN_OPACITY)
+                if name not in self._outward:
+                    self._outward[name] = faces_outward(self.plotter_polydata(name))
+                prop.SetBackfaceCulling(self._outward[name])
+                prop.SetFrontfaceCulling(not self._outward[name])
 
     def _room(self) -> tuple[np.ndarray, np.ndarray]:
         """The room's up and the operator's side, in the patient's frame, for the scenario's
@@ -426,16 +454,10 @@ class SpineScene:
         passes it to :meth:`show_target_zone`)."""
         self.set_spine_visible(True)
         self.plotter.renderer.SetUseOIT(True)  # see-through bone over see-through bone
-        # the target zone often lies in bone's shadow (a joint between two processes, a medial
-        # branch on the transverse process): bone goes translucent so the zone shows through
+        self._debrief_opacities()
         for name, actor in self._structure_actors.items():
-            group = self.meshes[name].group
-            if group in ("bone", "joint", "ligament"):
-                actor.GetProperty().SetOpacity(DEBRIEF_BONE_OPACITY)
-            if group in ("vessel", "organ", "joint"):
+            if self.meshes[name].group in ("vessel", "organ", "joint"):
                 actor.SetVisibility(True)
-                if group == "organ":
-                    actor.GetProperty().SetOpacity(0.35)
         self._revealed = {name for name, actor in self._structure_actors.items() if actor.GetVisibility()}
         self.plotter.add_text(DEBRIEF_LEGEND, position="lower_left", font_size=9, color=(235, 235, 235),
                               name="debrief_legend", render=False)
