@@ -451,9 +451,10 @@ def test_an_attempt_cut_short_is_resumed_in_the_window_and_carried_on(qtbot, gui
 
 def test_the_window_records_into_the_store_and_the_instructor_sees_the_report(qtbot, gui_anatomy, tmp_path):
     """An attempt made in the window is in the store, finished with its score; the Instructor menu's
-    report (behind the instructor password) shows it by procedure and guidance."""
-    from simulator.app.instructor import ReportDialog, write_report
+    results (behind the instructor password) list it and its report shows it by procedure and
+    guidance, built off the GUI thread, and written as HTML and PDF."""
     from simulator.app.main import create_window
+    from simulator.app.results import ResultsDialog
     from simulator.errors import SpineSimError
     from simulator.records.store import Store
     from simulator.simulation.reference import run_reference
@@ -465,19 +466,20 @@ def test_the_window_records_into_the_store_and_the_instructor_sees_the_report(qt
     run_reference(window.sim, finish=False)
     window.finish()
     store.add_user(None, "lee", "Dr Lee", "instructor", password="a long password")
+    with pytest.raises(SpineSimError, match="wrong instructor password"):
+        store.unlock("lee", "not it")
     lee = store.unlock("lee", "a long password")
     (stored,) = store.attempts(lee)
     assert stored.status == "finished" and store.scorecard(lee, stored.id)["score"] == window.sim.scorecard.score
-    with pytest.raises(SpineSimError, match="wrong instructor password"):
-        write_report(store, "lee", "not it", tmp_path / "refused")
-    html, pdf = write_report(store, "lee", "a long password", tmp_path / "report")
-    dialog = ReportDialog(html, pdf)
-    qtbot.addWidget(dialog)
-    dialog.show()
-    text = dialog.text.toPlainText()
+    results = ResultsDialog(store, lee, export_folder=tmp_path / "report")
+    qtbot.addWidget(results)
+    results.show()
+    qtbot.waitUntil(lambda: not results.running, timeout=60_000)
+    assert results.table.rowCount() == 1
+    text = results.report_view.toPlainText()
     assert "lumbar interlaminar" in text.lower() and "1/1" in text
-    assert pdf.read_bytes().startswith(b"%PDF")
-    dialog.grab().save(str(tmp_path / "report_dialog.png"))
+    html, pdf = results.export_report()
+    assert "1/1" in html.read_text(encoding="utf-8") and pdf.read_bytes().startswith(b"%PDF")
 
 
 def test_the_window_layout_and_the_trainees_name_are_remembered(make_window, qtbot):

@@ -132,6 +132,10 @@ class MainWindow(QMainWindow):
         self._needle_frame_at = 0.0  # perf_counter of the last 3D needle frame
         self._scene_frame_due = False  # the 3D scene changed and its frame is not drawn yet
         self._after_frame: list = []  # jobs to start once that frame is drawn (_after_3d_frame)
+        self._reveal_timer = QTimer(self)  # the debrief's 3D reveal, just after its dialog
+        self._reveal_timer.setSingleShot(True)
+        self._reveal_timer.timeout.connect(self._reveal_for_debrief)
+        self._debrief_focus_mm = None
         self._live_timer = QTimer(self)
         self._live_timer.timeout.connect(self._show_live_frame)
         self._palpate_mode = sim.guidance == "landmark"
@@ -140,7 +144,6 @@ class MainWindow(QMainWindow):
         self._crests: dict[str, list[float]] = {}
         self.debrief_dialog: QDialog | None = None
         self.replay_window = None  # the debrief's replay, kept alive while it is open
-        self.report_dialog = None
         self.store = None  # the attempt store, when the app has one (the instructors' report reads it)
         sc = sim.scenario
         self.setWindowTitle(f"SpineSim - {sc.title}")
@@ -905,12 +908,6 @@ class MainWindow(QMainWindow):
             QMessageBox.information(self, "SpineSim", f"Signed in as {trainee()[1]}: your next attempts are kept "
                                     "under your name (choose a scenario to start one).")
 
-    def show_report(self) -> None:
-        """The instructors' report of every stored attempt (instructor password)."""
-        from simulator.app.instructor import show_report
-
-        self.report_dialog = show_report(self, self.store)
-
     # ------------------------------------------------------------------------- trainee and instructor
     def _keep(self, dialog):
         if dialog is not None:
@@ -1043,10 +1040,13 @@ class MainWindow(QMainWindow):
         dlg.show()
         self.debrief_dialog = dlg
         # the 3D view is revealed once the dialog has been painted (a zero timer would run before
-        # that paint): the two together held the window over 100 ms in software OpenGL
-        QTimer.singleShot(DEBRIEF_REVEAL_AFTER_MS, lambda: self._reveal_for_debrief(focus_mm))
+        # that paint): the two together held the window over 100 ms in software OpenGL. The timer
+        # is the window's own, so a window closed meanwhile takes it along.
+        self._debrief_focus_mm = focus_mm
+        self._reveal_timer.start(DEBRIEF_REVEAL_AFTER_MS)
 
-    def _reveal_for_debrief(self, focus_mm) -> None:
+    def _reveal_for_debrief(self) -> None:
+        focus_mm = self._debrief_focus_mm
         # the attempt is over: the C-arm would stand between the close-up and the spine (and cost
         # its pixels in every frame); the View menu shows it again
         if "carm" in self.layer_actions:
