@@ -254,7 +254,7 @@ class SpineScene:
                 actor.GetProperty().SetOpacity(opacity[name])
             renderer.SetUseOIT(use_oit)
 
-    def plotter_polydata(self, name: str) -> pv.PolyData:
+    def _shown_surface(self, name: str) -> pv.PolyData:
         """The surface a structure is drawn with (decimated when large)."""
         return self._structure_actors[name].GetMapper().GetInput()
 
@@ -271,7 +271,7 @@ class SpineScene:
                 prop = actor.GetProperty()
                 prop.SetOpacity(DEBRIEF_ORGAN_OPACITY)
                 if name not in self._outward:
-                    self._outward[name] = faces_outward(self.plotter_polydata(name))
+                    self._outward[name] = faces_outward(self._shown_surface(name))
                 prop.SetBackfaceCulling(self._outward[name])
                 prop.SetFrontfaceCulling(not self._outward[name])
 
