@@ -93,8 +93,9 @@ def _app_child(args: list[str], env: dict) -> dict:
 
 def bench_app(repeats: int = 5, presses: int = 30) -> dict:
     """The app on the default scenario, each run in a fresh process: start-up to an interactive
-    window (patient cached, compiled code warm: one unmeasured start fills both), and a needle key
-    press to the X-ray on the monitor and to the 3D view."""
+    window (patient cached, compiled code warm: one unmeasured start fills both), a needle key
+    press to the X-ray on the monitor and to the 3D view, and the window's freezes in a scripted
+    fluoroscopy attempt and (``"landmark"``) a landmark one."""
     try:
         with tempfile.TemporaryDirectory() as cache, tempfile.TemporaryDirectory() as data:
             env = dict(os.environ, SPINESIM_CACHE_DIR=cache, SPINESIM_DATA_DIR=data)
@@ -103,6 +104,7 @@ def bench_app(repeats: int = 5, presses: int = 30) -> dict:
             result = {"startup_cached": {"median_s": round(statistics.median(starts), 3),
                                          "runs_s": [round(s, 3) for s in starts]}}
             result.update(_app_child(["latency", str(presses)], env))
+            result["landmark"] = _app_child(["landmark"], env)
             return result
     except (RuntimeError, subprocess.SubprocessError) as err:
         return {"skipped": str(err)}
