@@ -11,18 +11,17 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from PyQt6.QtCore import QObject, QRunnable, QThreadPool, pyqtSignal
+from PyQt6.QtCore import QRunnable, QThreadPool, pyqtSignal
 from PyQt6.QtWidgets import (QDialog, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
                              QProgressBar, QPushButton, QVBoxLayout, QWidget)
 
 from simulator.anatomy.ct_import import DEFAULT_IMPORT_VOXEL_MM, ImportCancelled, check_name, import_ct, load_imported
+from simulator.app.jobs import Signals, report
 from simulator.errors import SpineSimError
 
 
-class _ImportSignals(QObject):
-    step = pyqtSignal(float, str)
-    done = pyqtSignal(object)  # the imported anatomy's levels
-    failed = pyqtSignal(str)
+class _ImportSignals(Signals):
+    step = pyqtSignal(float, str)  # done: the imported anatomy's levels
     cancelled = pyqtSignal()
 
 
@@ -32,25 +31,19 @@ class _ImportJob(QRunnable):
         self.ct, self.labels, self.name, self.voxel_mm, self.stop = ct, labels, name, voxel_mm, stop
         self.signals = _ImportSignals()
 
-    def _emit(self, signal: str, *args) -> None:
-        try:
-            getattr(self.signals, signal).emit(*args)
-        except RuntimeError:
-            pass  # the dialog was closed meanwhile (an exception escaping a QRunnable aborts the app)
-
     def run(self):
         try:
             import_ct(self.ct, self.labels, self.name, voxel_mm=self.voxel_mm,
-                      progress=lambda f, text: self._emit("step", f, text), cancelled=self.stop.is_set)
+                      progress=lambda f, text: report(self.signals, "step", f, text), cancelled=self.stop.is_set)
             levels = tuple(load_imported(self.name).levels)
         except ImportCancelled:
-            self._emit("cancelled")
+            report(self.signals, "cancelled")
         except SpineSimError as err:
-            self._emit("failed", str(err).splitlines()[0] if str(err) else "the import failed")
+            report(self.signals, "failed", str(err).splitlines()[0] if str(err) else "the import failed")
         except Exception as err:  # noqa: BLE001 - reported to the user, never a crash
-            self._emit("failed", f"{err.__class__.__name__}: {err}")
+            report(self.signals, "failed", f"{err.__class__.__name__}: {err}")
         else:
-            self._emit("done", levels)
+            report(self.signals, "done", levels)
 
 
 class CtImportDialog(QDialog):

@@ -14,11 +14,12 @@ class Signals(QObject):
     failed = pyqtSignal(str)
 
 
-def report(signals: Signals, outcome: str, value) -> None:
-    """Emit a job's ``done`` or ``failed``; a window closed while the job ran has deleted the
-    signals' object (an exception escaping a QRunnable aborts the process)."""
+def report(signals: QObject, outcome: str, *values) -> None:
+    """Emit a job's signal ``outcome`` (``done``, ``failed``, or a job's own such as a step); a
+    window closed while the job ran has deleted the signals' object (an exception escaping a
+    QRunnable aborts the process)."""
     try:
-        getattr(signals, outcome).emit(value)
+        getattr(signals, outcome).emit(*values)
     except RuntimeError:
         pass
 

@@ -1006,7 +1006,7 @@ class MainWindow(QMainWindow):
     def show_debrief(self) -> None:
         """The debrief: outcome, score and feedback, with the spine revealed in 3D."""
         card = self.sim.scorecard
-        focus_mm = debrief_focus_points(self.sim)
+        self._debrief_focus_mm = debrief_focus_points(self.sim)  # the target and the needle's path
         dlg = QDialog(self)
         dlg.setObjectName("debrief")
         dlg.setWindowTitle("Debrief")
@@ -1027,7 +1027,7 @@ class MainWindow(QMainWindow):
             layout.addWidget(strip)
         whole = QCheckBox("Show the whole spine (not only the levels round the target and the needle)")
         whole.setObjectName("debrief_whole_spine")
-        whole.toggled.connect(lambda on: self._show_whole_spine(on, focus_mm))
+        whole.toggled.connect(self._show_whole_spine)
         layout.addWidget(whole)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         replay = buttons.addButton("Replay the attempt", QDialogButtonBox.ButtonRole.ActionRole)
@@ -1042,11 +1042,9 @@ class MainWindow(QMainWindow):
         # the 3D view is revealed once the dialog has been painted (a zero timer would run before
         # that paint): the two together held the window over 100 ms in software OpenGL. The timer
         # is the window's own, so a window closed meanwhile takes it along.
-        self._debrief_focus_mm = focus_mm
         self._reveal_timer.start(DEBRIEF_REVEAL_AFTER_MS)
 
     def _reveal_for_debrief(self) -> None:
-        focus_mm = self._debrief_focus_mm
         # the attempt is over: the C-arm would stand between the close-up and the spine (and cost
         # its pixels in every frame); the View menu shows it again
         if "carm" in self.layer_actions:
@@ -1055,7 +1053,7 @@ class MainWindow(QMainWindow):
             self.layer_actions["carm"].blockSignals(False)
             self.scene.set_layer_visible("carm", False)
         self.scene.reveal(self.sim.scenario.target_level, zone_later=True)
-        self.scene.focus_on(focus_mm)
+        self.scene.focus_on(self._debrief_focus_mm)
         self.scene.close_up_camera()
         self._scene_frame_due = True
         self.plotter.update()  # one frame when Qt paints (an explicit render() draws twice in pyvistaqt)
@@ -1064,8 +1062,8 @@ class MainWindow(QMainWindow):
         self._after_3d_frame(lambda: start_zone_job(self.sim, self._on_target_zone,
                                                     lambda message: self._log(f"Target zone not shown: {message}")))
 
-    def _show_whole_spine(self, whole: bool, focus_mm) -> None:
-        self.scene.focus_on(None if whole else focus_mm)
+    def _show_whole_spine(self, whole: bool) -> None:
+        self.scene.focus_on(None if whole else self._debrief_focus_mm)
         self.plotter.update()
 
     def _on_target_zone(self, surface) -> None:
